@@ -1,0 +1,137 @@
+"""The SIS mirror (organisations, students, guardians, links) and the portal's user accounts.
+
+Roster rows are keyed by the SIS `sourcedId` (OneRoster's stable GUID) as primary key, so the
+importer merges by that key in SQL without id look-ups.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RosterRecord(models.Model):
+    sourced_id = models.CharField(_("SIS id"), max_length=255, primary_key=True)
+    # active: listed by the SIS (not absent from a bulk file, not `tobedeleted` in a delta).
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organisation(RosterRecord):
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)  # school, district, local, state, national, department
+    identifier = models.CharField(max_length=255, blank=True)
+    parent_sourced_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Person(RosterRecord):
+    given_name = models.CharField(max_length=255)
+    family_name = models.CharField(max_length=255)
+    middle_name = models.CharField(max_length=255, blank=True)
+    preferred_given_name = models.CharField(max_length=255, blank=True)
+    username = models.CharField(max_length=255, blank=True)  # the SIS login name, as sent
+    email = models.CharField(max_length=320, blank=True)  # as sent (trimmed): mail goes here
+    email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
+    # enabledUser=false: the record exists but portal access is curtailed.
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return self.full_name
+
+    @property
+    def full_name(self):
+        return f"{self.preferred_given_name or self.given_name} {self.family_name}".strip()
+
+
+class Student(Person):
+    student_number = models.CharField(max_length=64, blank=True, db_index=True)
+    birth_date = models.DateField(null=True, blank=True)
+    grade = models.CharField(max_length=16, blank=True)
+    school = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.SET_NULL, related_name="students"
+    )
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+
+
+class Guardian(Person):
+    class Role(models.TextChoices):
+        PARENT = "parent", _("Parent")
+        GUARDIAN = "guardian", _("Guardian")
+        RELATIVE = "relative", _("Relative")
+
+    class Unprovisioned(models.TextChoices):
+        """Why the nightly job left this guardian without an account (for staff)."""
+
+        SHARED_EMAIL = "shared_email", _("Email shared with another guardian")
+        NO_EMAIL = "no_email", _("No email in the SIS")
+        NO_ACTIVE_STUDENT = "no_active_student", _("No active student")
+        DISABLED = "disabled", _("Disabled in the SIS")
+        RELATIVE = "relative", _("Relative, not a parent or guardian")
+
+    role = models.CharField(max_length=16, choices=Role.choices)
+    phone = models.CharField(max_length=64, blank=True)
+    sms = models.CharField(max_length=64, blank=True)
+    # Set by the importer: another active guardian has the same normalised email.
+    email_shared = models.BooleanField(default=False)
+    unprovisioned_reason = models.CharField(
+        max_length=32, choices=Unprovisioned.choices, blank=True
+    )
+    students = models.ManyToManyField(Student, through="GuardianStudent", related_name="guardians")
+
+    class Meta:
+        ordering = ["family_name", "given_name"]
+
+
+class GuardianStudent(models.Model):
+    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="links")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="links")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["guardian", "student"], name="unique_guardian_student")
+        ]
+
+    def __str__(self):
+        return f"{self.guardian_id} → {self.student_id}"
+
+
+class User(AbstractUser):
+    """A portal account: a parent, a student or a member of support staff."""
+
+    class Role(models.TextChoices):
+        PARENT = "parent", _("Parent or guardian")
+        STUDENT = "student", _("Student")
+        STAFF = "staff", _("Support staff")
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.PARENT)
+    guardian = models.OneToOneField(
+        Guardian, null=True, blank=True, on_delete=models.SET_NULL, related_name="account"
+    )
+    student = models.OneToOneField(
+        Student, null=True, blank=True, on_delete=models.SET_NULL, related_name="account"
+    )
+    # Self Serve: the address recovery mail goes to, once verified while logged in.
+    recovery_email = models.CharField(max_length=320, blank=True)
+    recovery_email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
+    recovery_email_verified_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    must_change_password = models.BooleanField(default=False)
+    language = models.CharField(max_length=8, blank=True)
+
+    @property
+    def has_self_serve(self):
+        return bool(self.recovery_email and self.recovery_email_verified_at)

@@ -1,0 +1,110 @@
+"""Recovery's durable state: the email outbox, the token ledger and the audit trail."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class OutboundEmail(models.Model):
+    """An email is a row first, committed with the change that caused it (SPEC §5).
+
+    It holds what to send, never a live link: a worker mints the token (for `token_purpose`)
+    when it renders the message, so a leaked outbox row cannot reset anyone's password.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    class Stream(models.TextChoices):
+        TRANSACTIONAL = "email", _("Transactional")
+        BULK = "bulk_email", _("Bulk")
+
+    kind = models.CharField(max_length=64)  # template name: recovery/email/<kind>_*.txt|html
+    to_address = models.CharField(max_length=320)  # the address on record, never a typed one
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outbound_emails",
+    )
+    token_purpose = models.CharField(max_length=32, blank=True)
+    context = models.JSONField(default=dict, blank=True)  # non-secret template values only
+    language = models.CharField(max_length=8, blank=True)
+    stream = models.CharField(max_length=16, choices=Stream.choices, default=Stream.TRANSACTIONAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="outbox_status_created")]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class IssuedToken(models.Model):
+    """The ledger of every emailed link: makes each single-use and revocable (SPEC §4, §5).
+
+    Only a hash of the token id is kept; the signed token itself exists only in the email.
+    """
+
+    class Purpose(models.TextChoices):
+        RESET = "reset", _("Password reset")
+        ACTIVATION = "activation", _("Account activation")
+        EMAIL_CONFIRM = "email_confirm", _("Recovery email confirmation")
+        STAFF_CODE = "staff_code", _("Staff-issued code")
+
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="issued_tokens"
+    )
+    token_id_hash = models.CharField(max_length=64, unique=True)
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "purpose"], name="token_user_purpose")]
+
+    def __str__(self):
+        return f"{self.purpose} token #{self.pk}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and from where. Typed identifiers are kept only as keyed hashes."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_actor",
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events_as_subject",
+    )
+    identifier_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,197 @@
+"""Settings shared by every environment: the apps, the security baseline and district policy.
+
+District policies have defaults here and are each overridable by an environment variable of
+the same name (listed in README.md). Deployment facts (keys, databases, hosts) live in the
+environment-specific modules.
+"""
+
+from pathlib import Path
+
+from celery.schedules import crontab
+from django.utils.csp import CSP
+from django.utils.translation import gettext_lazy as _
+
+from settings.env import env_bool, env_float, env_int, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "portal",
+    "recovery",
+]
+
+MIDDLEWARE = [
+    # First: everything after it (HTTPS redirect, rate limits) must see the real client.
+    "portal.middleware.TrustedProxyMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+AUTH_USER_MODEL = "portal.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.district",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Passwords: Argon2id first (SPEC §6.3); the others only verify hashes made elsewhere.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+
+# Languages (SPEC §7): the person's choice, then the browser.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("es", _("Spanish")), ("vi", _("Vietnamese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = env_str("TIME_ZONE", "America/Los_Angeles")
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Security baseline for every environment; production adds HTTPS-only switches.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# A parent session ends after 12 hours at most (ASVS L2); the staff console is stricter.
+SESSION_COOKIE_AGE = 12 * 60 * 60
+# same-origin, not no-referrer: that sends "Origin: null" on our own POSTs and CSRF rejects them.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+# Links are built from PORTAL_BASE_URL, never from the request; X-Forwarded-Host is never trusted.
+USE_X_FORWARDED_HOST = False
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Celery (SPEC §5): three queues so a nightly batch never delays a parent's reset email.
+CELERY_TASK_DEFAULT_QUEUE = "email"
+CELERY_TASK_ROUTES = {
+    "recovery.tasks.send_outbound_email": {"queue": "email"},
+    "recovery.tasks.send_bulk_email": {"queue": "bulk_email"},
+    "recovery.tasks.sweep_outbox": {"queue": "email"},
+    "portal.tasks.*": {"queue": "batch"},
+}
+# A worker killed mid-task must not lose the task: acknowledge only after it finished.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- District policy (SPEC §3), each overridable by an environment variable of the same name.
+RECOVERY_RESET_TOKEN_MAX_AGE = env_int("RECOVERY_RESET_TOKEN_MAX_AGE", 3600)
+ACTIVATION_TOKEN_MAX_AGE = env_int("ACTIVATION_TOKEN_MAX_AGE", 7 * 24 * 3600)
+EMAIL_CONFIRM_TOKEN_MAX_AGE = env_int("EMAIL_CONFIRM_TOKEN_MAX_AGE", 24 * 3600)
+STUDENT_INITIAL_PASSWORD = env_str("STUDENT_INITIAL_PASSWORD", "default")
+STUDENT_DEFAULT_PASSWORD_DAYS = env_int("STUDENT_DEFAULT_PASSWORD_DAYS", 60)
+STUDENT_NUMBER_FIELD = env_str("STUDENT_NUMBER_FIELD", "identifier")
+PROVISION_RELATIVES = env_bool("PROVISION_RELATIVES", False)
+PROVISIONING_SCHEDULE = env_str("PROVISIONING_SCHEDULE", "02:30")
+ROSTER_DROP_PATH = env_str("ROSTER_DROP_PATH", "")
+ROSTER_MAX_DEACTIVATE_SHARE = env_float("ROSTER_MAX_DEACTIVATE_SHARE", 0.10)
+RECOVERY_EMAIL_UNKNOWN_ACCOUNTS = env_bool("RECOVERY_EMAIL_UNKNOWN_ACCOUNTS", True)
+SUPPORT_CONTACT = env_str(
+    "SUPPORT_CONTACT",
+    "the District Help Desk, (408) 555-0100, Monday to Friday 8 am to 4 pm, "
+    "or your school's front office",
+)
+DISTRICT_NAME = env_str("DISTRICT_NAME", "Unified School District")
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
+OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 120)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+
+def _nightly(schedule):
+    hour, _, minute = schedule.partition(":")
+    return crontab(hour=int(hour), minute=int(minute or 0))
+
+
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {
+        "task": "recovery.tasks.sweep_outbox",
+        "schedule": float(OUTBOX_SWEEP_SECONDS),
+    },
+    "nightly-roster": {
+        "task": "portal.tasks.nightly_roster",
+        "schedule": _nightly(PROVISIONING_SCHEDULE),
+    },
+}
+CELERY_TIMEZONE = TIME_ZONE
