@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from recovery.app_settings import app_settings
 from recovery.models import IssuedToken
@@ -82,6 +83,7 @@ def _token_id_hash(token, purpose):
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise TokenInvalid("malformed token")
     try:
+        _require_canonical(token)
         token_id = _serializer(purpose).loads(token, max_age=app_settings.token_max_age(purpose))
     except SignatureExpired:
         raise TokenExpired("signature expired") from None
@@ -91,6 +93,20 @@ def _token_id_hash(token, purpose):
     if not isinstance(token_id, str) or not token_id.isascii() or len(token_id) < 22:
         raise TokenInvalid("unexpected payload")
     return _hash_token_id(token_id)
+
+
+def _require_canonical(token):
+    """Refuse base64 spellings the decoder would tolerate but the signer never writes.
+
+    The last character of a base64 group carries unused low bits, so `...A` and `...B` can decode
+    to the same signature; accepting both would make "flip any character -> rejected" untrue.
+    """
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise BadData("expected payload.timestamp.signature")
+    for segment in segments:
+        if not segment or base64_encode(base64_decode(segment)) != segment.encode("ascii"):
+            raise BadData("non-canonical base64")
 
 
 def _raise_for_state(row, now):
