@@ -1,6 +1,28 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from portal.views import auth, dev_mail, health, home
+
+portal_patterns = (
+    [
+        path("", home.home, name="home"),
+    ],
+    "portal",
+)
 
 urlpatterns = [
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("portal/", include(portal_patterns)),
+    path("healthz", health.healthz, name="healthz"),
+    path("healthz/", health.healthz),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("dev/mail/", dev_mail.message_list, name="dev_mail_list"),
+    path(
+        "dev/mail/<str:file_name>/<int:index>/",
+        dev_mail.message_detail,
+        name="dev_mail_detail",
+    ),
     path("admin/", admin.site.urls),
 ]
