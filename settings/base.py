@@ -154,6 +154,14 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Redis has no real acknowledgements: a message a worker took but never acked (the worker was
+# SIGKILLed) goes back to its queue once visibility_timeout has passed. It must exceed the longest
+# countdown we schedule (a retry waiting for its ETA sits unacked in a worker) and the longest task
+# (an SMTP send, 30 s at most), or Redis would hand out a second copy of a healthy task. Fifteen
+# minutes is above OUTBOX_RETRY_MAX_SECONDS' default; the outbox sweeper finds lost emails well
+# before that anyway (OUTBOX_STALE_SECONDS), so this is only the backstop. A short connect timeout
+# keeps a request's on-commit enqueue from hanging when the broker is down.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900, "socket_connect_timeout": 3}
 
 # --- District policy (SPEC §3), each overridable by an environment variable of the same name.
 RECOVERY_RESET_TOKEN_MAX_AGE = env_int("RECOVERY_RESET_TOKEN_MAX_AGE", 3600)
@@ -176,6 +184,12 @@ DISTRICT_NAME = env_str("DISTRICT_NAME", "Unified School District")
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
 OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 120)
+# Transient SMTP failures are retried after base * 2**(attempt-1) seconds, capped at max; the
+# email fails for good after OUTBOX_RETRY_MAX_ATTEMPTS (about 75 minutes of retrying by default).
+OUTBOX_RETRY_BASE_SECONDS = env_float("OUTBOX_RETRY_BASE_SECONDS", 30.0)
+OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 600.0)
+OUTBOX_RETRY_MAX_ATTEMPTS = env_int("OUTBOX_RETRY_MAX_ATTEMPTS", 12)
+OUTBOX_SWEEP_BATCH = env_int("OUTBOX_SWEEP_BATCH", 500)
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 

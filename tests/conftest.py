@@ -5,6 +5,8 @@ import socket
 import pytest
 from django.conf import settings
 
+pytest_plugins = ["tests.support.smtp", "tests.support.worker"]  # real SMTP server, real workers
+
 
 def _reachable(host, port):
     try:

@@ -1,0 +1,273 @@
+"""Sending email through the outbox (SPEC §5): the one way this project sends mail.
+
+    queue_email(kind=..., to_address=..., user=..., token_purpose=..., context=...)
+
+writes an `OutboundEmail` row in the caller's transaction and, once that transaction commits,
+enqueues one Celery task carrying only the row's id. A worker claims the row with one atomic
+UPDATE, mints the token (for action emails) at send time, renders subject, text and HTML from
+templates in the recipient's language, sends through Django's default mailer and marks the row
+sent. Transient failures (SMTP 4xx, refused/reset connections, timeouts) go back to the queue
+with capped exponential backoff; permanent ones (SMTP 5xx for the message or recipient) and
+emails out of attempts are marked failed. Beat's `sweep_outbox` re-enqueues rows that no
+worker picked up within OUTBOX_STALE_SECONDS.
+
+Guarantees:
+
+* Durable: an email exists iff the change that caused it committed. A broker outage at commit
+  time only delays it: the enqueue error is logged (by id) and swallowed, the caller's request
+  succeeds, and the sweeper enqueues the row once the broker is back.
+* At least once: a queued email is delivered unless it fails permanently or runs out of
+  attempts (then it is `failed`, with a short error code, and logged).
+* Duplicates are rare and bounded. Redelivered tasks and sweeper re-enqueues are harmless
+  (the claim lets one through and the row is sent once). A second *send* happens only when a
+  worker dies, or stalls past OUTBOX_STALE_SECONDS, after the SMTP server accepted the message
+  but before the row was marked sent; the next worker then reclaims the stale row and sends
+  again. Both copies carry the same Message-ID. For an action email the second copy's token
+  supersedes the first (a newer link of a purpose revokes the older), so only the newest link
+  works.
+* Never in the outbox, a task or a log line: tokens, passwords, links (the context is checked)
+  or, in logs and task arguments, the address.
+"""
+
+import json
+import logging
+import re
+import smtplib
+import socket
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.template.loader import get_template
+
+from recovery import outbox
+from recovery.links import absolute_link
+from recovery.models import OutboundEmail
+from recovery.rendering import build_message, render_outbound_email, template_names
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PURPOSES = ("reset", "activation", "email_confirm")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Context keys that smell of a secret or a live link are refused: the worker mints links at
+# send time, and secrets never belong in an email at all (SPEC §5, §6.6).
+_SECRET_KEY_WORDS = ("token", "password", "passwd", "secret", "birth", "credential")
+_SECRET_KEY_PARTS = {"link", "url", "uri", "href", "otp", "pin", "dob", "key"}
+
+
+class UnsafeEmailContext(ValueError):
+    """The context would put a secret, a link or non-JSON data into the outbox."""
+
+
+class PermanentEmailError(Exception):
+    """The email can never be sent as it is (no recipient account, bad template, ...)."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: str  # "sent", "retry", "failed" or "skipped" (not claimable: sent or in hand)
+    error_code: str = ""
+    retry_in_seconds: float | None = None
+
+
+def queue_email(
+    *,
+    kind,
+    to_address,
+    user=None,
+    token_purpose="",
+    context=None,
+    language="",
+    stream=OutboundEmail.Stream.TRANSACTIONAL,
+):
+    """Write an outbox row in the current transaction; its task is enqueued on commit.
+
+    `to_address` is the address on record (never one typed into a form). `context` holds
+    plain, non-secret template values (JSON; datetimes become ISO strings). `token_purpose`
+    ("reset", "activation", "email_confirm") makes it an action email: the worker mints a token
+    for `user` when it sends, and the templates get `link`.
+    """
+    if not _KIND.match(kind):
+        raise ValueError(f"Not an email kind: {kind!r}.")
+    for name in template_names(kind).values():
+        get_template(name)  # a typo should fail in the caller's tests, not in a worker later
+    if not to_address:
+        raise ValueError("An email needs an address.")
+    if token_purpose and token_purpose not in TOKEN_PURPOSES:
+        raise ValueError(f"Unknown token purpose {token_purpose!r}.")
+    if token_purpose and user is None:
+        raise ValueError("An action email needs the user its link is for.")
+    email = OutboundEmail.objects.create(
+        kind=kind,
+        to_address=to_address,
+        user=user,
+        token_purpose=token_purpose,
+        context=checked_context(context),
+        language=_language(language, user),
+        stream=OutboundEmail.Stream(stream),
+    )
+    transaction.on_commit(lambda: enqueue_outbound_email(email_id=email.pk, stream=email.stream))
+    return email
+
+
+def checked_context(context):
+    """`context` as the JSON the outbox stores, or UnsafeEmailContext."""
+    try:
+        data = json.loads(json.dumps(context or {}, cls=DjangoJSONEncoder))
+    except TypeError as error:
+        raise UnsafeEmailContext(f"Email context must be JSON data: {error}") from None
+    if not isinstance(data, dict):
+        raise UnsafeEmailContext("Email context must be a mapping.")
+    _refuse_secrets(data)
+    return data
+
+
+def enqueue_outbound_email(*, email_id, stream=OutboundEmail.Stream.TRANSACTIONAL, countdown=None):
+    """Publish the send task for one row; True if the broker took it.
+
+    A broker failure is logged and swallowed: the row stays queued and the sweeper enqueues it
+    later, so no caller ever fails because Redis is down.
+    """
+    from recovery.tasks import send_bulk_email, send_outbound_email
+
+    task = send_bulk_email if stream == OutboundEmail.Stream.BULK else send_outbound_email
+    try:
+        task.apply_async(
+            args=[email_id],
+            countdown=countdown,
+            # Bounded: a request waits at most a second or two for a broker that is down.
+            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
+        )
+    except Exception as error:
+        logger.warning(
+            "Could not enqueue outbound email %s (%s); the outbox sweeper will retry it.",
+            email_id,
+            type(error).__name__,
+        )
+        return False
+    return True
+
+
+def deliver_outbound_email(*, email_id):
+    """Claim, render, send and record one outbox row (the send task's whole job)."""
+    email = outbox.claim_outbound_email(email_id=email_id)
+    if email is None:
+        # Already sent, failed, or in another worker's hands: a duplicate task, harmless.
+        return DeliveryResult(status="skipped")
+    try:
+        message = build_message(email, render_outbound_email(email, link=_mint_link(email)))
+        message.send()
+    except PermanentEmailError as error:
+        return _give_up(email, error.code)
+    except Exception as error:
+        code, permanent = classify_send_error(error)
+        if permanent:
+            return _give_up(email, code)
+        if code == "unexpected":
+            logger.exception("Unexpected error sending outbound email %s", email.pk)
+        delay = outbox.schedule_outbound_email_retry(email=email, error_code=code)
+        if delay is None:
+            return DeliveryResult(status="failed", error_code=code)
+        logger.info(
+            "Outbound email %s (%s) attempt %s failed (%s); retrying in %.0f s",
+            email.pk,
+            email.kind,
+            email.attempts,
+            code,
+            delay,
+        )
+        enqueue_outbound_email(email_id=email.pk, stream=email.stream, countdown=delay)
+        return DeliveryResult(status="retry", error_code=code, retry_in_seconds=delay)
+    if not outbox.mark_outbound_email_sent(email=email):
+        logger.warning("Outbound email %s was sent by two workers (a stale claim).", email.pk)
+    return DeliveryResult(status="sent")
+
+
+def sweep_outbox():
+    """Re-enqueue emails no worker picked up in time; return how many (beat runs this)."""
+    stale = outbox.take_stale_outbound_emails()
+    for email_id, stream in stale:
+        enqueue_outbound_email(email_id=email_id, stream=stream)
+    if stale:
+        logger.info("Outbox sweep re-enqueued %s email(s).", len(stale))
+    return len(stale)
+
+
+def classify_send_error(error):
+    """(short code, permanent?) for an exception raised while sending.
+
+    The code is safe to store and log: a class name or SMTP status, never the server's text,
+    which often quotes the address.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        code = max(codes) if codes else 550
+        return f"smtp_{code}", code >= 500
+    if isinstance(error, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused):
+        # Our relay set-up is wrong, not this email: keep it queued until someone fixes it.
+        return f"smtp_{error.smtp_code}", False
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"smtp_{error.smtp_code}", 500 <= error.smtp_code < 600
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return "smtp_disconnected", False
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timeout", False
+    if isinstance(error, ConnectionRefusedError):
+        return "connection_refused", False
+    if isinstance(error, ConnectionResetError):
+        return "connection_reset", False
+    if isinstance(error, smtplib.SMTPException | OSError):
+        return type(error).__name__, False
+    if isinstance(error, ValueError):
+        # Django refuses an address it cannot encode; no retry will change that.
+        return "invalid_address", True
+    return "unexpected", False
+
+
+def _mint_link(email):
+    if not email.token_purpose:
+        return None
+    user = email.user
+    if user is None:
+        raise PermanentEmailError("no_user")
+    if not user.is_active:
+        # The account was disabled after the email was queued: no live link for it.
+        raise PermanentEmailError("inactive_user")
+    from recovery.tokens import mint  # the token ledger; imported late, it is a sibling service
+
+    return absolute_link(
+        purpose=email.token_purpose, token=mint(user=user, purpose=email.token_purpose)
+    )
+
+
+def _give_up(email, code):
+    outbox.mark_outbound_email_failed(email=email, error_code=code)
+    return DeliveryResult(status="failed", error_code=code)
+
+
+def _language(language, user):
+    known = {code for code, _ in settings.LANGUAGES}
+    for candidate in (language, getattr(user, "language", "")):
+        if candidate in known:
+            return candidate
+    return settings.LANGUAGE_CODE
+
+
+def _refuse_secrets(value, path="context"):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            lowered = key.lower()
+            parts = set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()))
+            if any(word in lowered for word in _SECRET_KEY_WORDS) or parts & _SECRET_KEY_PARTS:
+                raise UnsafeEmailContext(f"{path}[{key!r}] looks like a secret or a link.")
+            _refuse_secrets(item, f"{path}[{key!r}]")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_secrets(item, f"{path}[{index}]")
+    elif isinstance(value, str) and "://" in value:
+        raise UnsafeEmailContext(f"{path} holds a URL; links are minted when the email is sent.")

@@ -1,0 +1,27 @@
+"""Celery tasks of the recovery app: ids in, services do the work (SPEC §5).
+
+Task arguments are outbox row ids only, never an address, a token or a password: anything in a
+task message sits in Redis in clear and shows up in worker logs.
+"""
+
+from celery import shared_task
+
+from recovery import emails
+
+
+@shared_task(ignore_result=True)
+def send_outbound_email(email_id):
+    """Send one transactional email (queue `email`): resets, reminders, notices."""
+    emails.deliver_outbound_email(email_id=email_id)
+
+
+@shared_task(ignore_result=True)
+def send_bulk_email(email_id):
+    """Send one bulk email (queue `bulk_email`), e.g. a nightly batch's welcome emails."""
+    emails.deliver_outbound_email(email_id=email_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_outbox():
+    """Beat, every OUTBOX_SWEEP_SECONDS: re-enqueue emails no worker picked up in time."""
+    emails.sweep_outbox()
