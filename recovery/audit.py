@@ -25,8 +25,8 @@ from recovery.models import AuditEvent
 _HASH_SALT = "portal.recovery.audit.identifier"
 _ACTION_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 _USER_AGENT_MAX = AuditEvent._meta.get_field("user_agent").max_length
-# Substrings of a detail key (lower-cased, "-" and " " read as "_") that name something that
-# must never be stored. Short ones ("otp", "dob", "pin") only as whole words, so "footprint"
+# Substrings of a detail key (lower-cased, separators removed) that name something that must
+# never be stored. Short ones ("otp", "dob", "pin") only as whole words, so "footprint"
 # and "smtp_code" stay allowed.
 _FORBIDDEN_KEY_PARTS = (
     "password",
@@ -40,14 +40,13 @@ _FORBIDDEN_KEY_PARTS = (
     "session",
     "csrf",
     "authorization",
-    "api_key",
     "apikey",
     "link",
     "url",
-    "activation_code",
-    "recovery_code",
-    "backup_code",
-    "one_time",
+    "activationcode",
+    "recoverycode",
+    "backupcode",
+    "onetime",
 )
 _FORBIDDEN_KEY_WORDS = {"pwd", "pw", "dob", "otp", "totp", "pin"}
 # A value shaped like a signed token (payload.timestamp.signature) is refused whatever its key.
@@ -78,9 +77,11 @@ def hash_identifier(value):
 def _check_key(key):
     if not isinstance(key, str):
         raise UnsafeAuditDetail("detail keys must be strings")
-    lowered = re.sub(r"[-\s]", "_", key.lower())
-    words = set(filter(None, lowered.split("_")))
-    if any(part in lowered for part in _FORBIDDEN_KEY_PARTS) or words & _FORBIDDEN_KEY_WORDS:
+    # camelCase and any punctuation split words too: "dobValue", "otp-code", "user.pin".
+    lowered = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()
+    words = set(filter(None, re.split(r"[^a-z0-9]+", lowered)))
+    squashed = "".join(words)  # "pass_word", "api-key", "One Time Code" read as one word too
+    if any(part in squashed for part in _FORBIDDEN_KEY_PARTS) or words & _FORBIDDEN_KEY_WORDS:
         raise UnsafeAuditDetail(f"detail key {key!r} names something the audit must not store")
 
 
