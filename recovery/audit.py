@@ -79,9 +79,9 @@ def _check_key(key):
         raise UnsafeAuditDetail("detail keys must be strings")
     # camelCase and any punctuation split words too: "dobValue", "otp-code", "user.pin".
     lowered = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key).lower()
-    words = set(filter(None, re.split(r"[^a-z0-9]+", lowered)))
+    words = [word for word in re.split(r"[^a-z0-9]+", lowered) if word]
     squashed = "".join(words)  # "pass_word", "api-key", "One Time Code" read as one word too
-    if any(part in squashed for part in _FORBIDDEN_KEY_PARTS) or words & _FORBIDDEN_KEY_WORDS:
+    if any(part in squashed for part in _FORBIDDEN_KEY_PARTS) or _FORBIDDEN_KEY_WORDS & set(words):
         raise UnsafeAuditDetail(f"detail key {key!r} names something the audit must not store")
 
 
