@@ -17,6 +17,7 @@ import json
 import re
 import unicodedata
 
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from portal.normalisation import normalise_email
@@ -72,6 +73,18 @@ def hash_identifier(value):
     if not normal:
         return ""
     return salted_hmac(_HASH_SALT, normal, algorithm="sha256").hexdigest()
+
+
+def identifier_hashes(value):
+    """hash_identifier(value) under SECRET_KEY and each fallback: for correlation queries that
+    reach back past a key rotation (`identifier_hash__in=identifier_hashes(typed)`)."""
+    normal = normalise_identifier(value)
+    if not normal:
+        return []
+    keys = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return [
+        salted_hmac(_HASH_SALT, normal, secret=key, algorithm="sha256").hexdigest() for key in keys
+    ]
 
 
 def _check_key(key):

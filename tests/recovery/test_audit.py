@@ -129,6 +129,18 @@ def test_identifier_hash_is_keyed():
     assert audit.hash_identifier(value) == here
 
 
+def test_correlation_reaches_back_past_a_key_rotation():
+    old, new = "old-district-key-" + "o" * 40, "new-district-key-" + "n" * 40
+    with override_settings(SECRET_KEY=old, SECRET_KEY_FALLBACKS=[]):
+        audit.record_event(action="username_reminder.requested", identifier="a@example.org")
+    with override_settings(SECRET_KEY=new, SECRET_KEY_FALLBACKS=[old]):
+        audit.record_event(action="username_reminder.requested", identifier="A@example.org")
+        hashes = audit.identifier_hashes("a@example.org")
+        assert hashes[0] == audit.hash_identifier("a@example.org")
+    assert AuditEvent.objects.filter(identifier_hash__in=hashes).count() == 2
+    assert audit.identifier_hashes(" ") == []
+
+
 def test_typed_identifier_is_not_stored_in_clear(parent):
     audit.record_event(
         action="username_reminder.requested",
