@@ -101,7 +101,8 @@ def _require_canonical(token):
     The last character of a base64 group carries unused low bits, so `...A` and `...B` can decode
     to the same signature; accepting both would make "flip any character -> rejected" untrue.
     """
-    segments = token.split(".")
+    # A leading "." marks a zlib-compressed payload; a random id never compresses, but allow it.
+    segments = token.removeprefix(".").split(".")
     if len(segments) != 3:
         raise BadData("expected payload.timestamp.signature")
     for segment in segments:
