@@ -8,7 +8,10 @@ PROD_CHECK_ENV := SECRET_KEY=lint-$$(head -c 32 /dev/urandom | od -An -tx1 | tr 
 	EMAIL_HOST=127.0.0.1 DEFAULT_FROM_EMAIL=help@portal.example.org \
 	PORTAL_BASE_URL=https://portal.example.org ALLOWED_HOSTS=portal.example.org
 
-.PHONY: help install run test bench lint format clean
+.PHONY: help install messages run test bench lint format clean
+
+# Compiled translations are build output: made from the .po files when they change.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
 
 help:
 	@echo "make install  create .venv and install everything (run/test do it when needed)"
@@ -23,18 +26,22 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev]"
-	[ ! -d locale ] || $(PY) manage.py compilemessages --ignore=.venv --verbosity 0
 	@touch $@
 
 install: $(VENV)/.installed
 
-run: install
+locale/%.mo: locale/%.po
+	msgfmt --check-format -o $@ $<
+
+messages: $(MO_FILES)
+
+run: install messages
 	$(PY) -m portal.demo
 
-test: install
+test: install messages
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: install
+bench: install messages
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
 lint: install
