@@ -167,6 +167,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900, "socket_connect_ti
 RECOVERY_RESET_TOKEN_MAX_AGE = env_int("RECOVERY_RESET_TOKEN_MAX_AGE", 3600)
 ACTIVATION_TOKEN_MAX_AGE = env_int("ACTIVATION_TOKEN_MAX_AGE", 7 * 24 * 3600)
 EMAIL_CONFIRM_TOKEN_MAX_AGE = env_int("EMAIL_CONFIRM_TOKEN_MAX_AGE", 24 * 3600)
+STAFF_CODE_MAX_AGE = env_int("STAFF_CODE_MAX_AGE", 7 * 24 * 3600)
 STUDENT_INITIAL_PASSWORD = env_str("STUDENT_INITIAL_PASSWORD", "default")
 STUDENT_DEFAULT_PASSWORD_DAYS = env_int("STUDENT_DEFAULT_PASSWORD_DAYS", 60)
 STUDENT_NUMBER_FIELD = env_str("STUDENT_NUMBER_FIELD", "identifier")
@@ -182,6 +183,13 @@ SUPPORT_CONTACT = env_str(
 )
 DISTRICT_NAME = env_str("DISTRICT_NAME", "Unified School District")
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+# Rate limits as "count/period" (s, m, h, d; "5/15m" works too). Per-IP limits are generous
+# enough for a whole school behind one address.
+RATELIMIT_RESET_PER_IDENTIFIER = env_str("RATELIMIT_RESET_PER_IDENTIFIER", "5/h")
+RATELIMIT_RESET_PER_IP = env_str("RATELIMIT_RESET_PER_IP", "20/m")
+RATELIMIT_EMAIL_PER_ADDRESS = env_str("RATELIMIT_EMAIL_PER_ADDRESS", "3/h")
+RATELIMIT_LANDING_PER_IP = env_str("RATELIMIT_LANDING_PER_IP", "30/m")
+RATELIMIT_MAIL_GLOBAL = env_str("RATELIMIT_MAIL_GLOBAL", "600/m")
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 60)
 OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 120)
 # Transient SMTP failures are retried after base * 2**(attempt-1) seconds, capped at max; the

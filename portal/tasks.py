@@ -1,0 +1,29 @@
+"""Batch work, on the `batch` queue so it never delays a parent's email (SPEC §5)."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from portal.roster.importer import import_roster
+from portal.roster.summary import ImportStopped
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="portal.tasks.nightly_roster")
+def nightly_roster():
+    """Beat's nightly job: import the SIS drop (when ROSTER_DROP_PATH is set), then provision.
+
+    A failed import stops the night's work: provisioning from a half-known roster could
+    create accounts for people the SIS no longer lists.
+    """
+    if settings.ROSTER_DROP_PATH:
+        try:
+            summary = import_roster(settings.ROSTER_DROP_PATH)
+        except ImportStopped as error:
+            logger.error("Nightly roster import stopped, nothing applied: %s", error)
+            return {"import": "failed"}
+        for line in summary.lines():
+            logger.info("Nightly roster import: %s", line)
+    return {"import": "ok" if settings.ROSTER_DROP_PATH else "skipped"}
