@@ -24,5 +24,10 @@ urlpatterns = [
         dev_mail.message_detail,
         name="dev_mail_detail",
     ),
+    path(
+        "dev/mail/<str:file_name>/<int:index>/html/",
+        dev_mail.message_html,
+        name="dev_mail_html",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -2,7 +2,8 @@
 
 DEBUG only. Each file the backend writes holds one or more messages, each followed by a line
 of 79 dashes. Nothing in an email is trusted: the text part is escaped (links made clickable
-by urlize), the HTML part is shown in a sandboxed iframe that cannot run script.
+by urlize); the HTML part is served on its own URL under a CSP sandbox that loads nothing and
+runs no script, framed by the message page in an iframe that is sandboxed as well.
 """
 
 import email
@@ -13,15 +14,29 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.csp import CSP
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.csp import csp_override
 
 # What django.core.mail.backends.filebased writes after every message.
 _SEPARATOR = re.compile(rb"\r?\n-{79}\r?\n")
 _FILE_NAME = re.compile(r"^[\w.-]+$")
 MAX_LISTED = 500
+# The email's HTML as a mail client would style it (inline styles), but inert: sandboxed (no
+# script, an opaque origin), nothing fetched from anywhere, framed only by /dev/mail/ itself.
+EMAIL_HTML_CSP = {
+    "default-src": [CSP.NONE],
+    "style-src": [CSP.UNSAFE_INLINE],
+    "img-src": ["data:"],
+    "sandbox": True,
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.NONE],
+    "frame-ancestors": [CSP.SELF],
+}
 
 
 @dataclass(frozen=True)
@@ -155,3 +170,14 @@ def message_detail(request, file_name, index):
         "dev_mail/message_detail.html",
         {"item": item, "text": item.text_part(), "html": item.html_part()},
     )
+
+
+@never_cache
+@xframe_options_sameorigin
+@csp_override(EMAIL_HTML_CSP)
+def message_html(request, file_name, index):
+    _require_debug()
+    html = get_mail(file_name=file_name, index=index).html_part()
+    if html is None:
+        raise Http404
+    return HttpResponse(html, content_type="text/html; charset=utf-8")

@@ -68,11 +68,25 @@ def test_lists_and_shows_a_message_written_by_the_file_backend(client, mail_dir)
     # The text part's link is clickable; its script is shown as text.
     assert '<a href="https://portal.example.org/help/reset/Ab3-xyz/"' in html
     assert "&lt;script&gt;alert(&#x27;text&#x27;)&lt;/script&gt;" in html
-    # The HTML part is shown in an iframe sandboxed with no permissions (no allow-scripts).
+    # The HTML source is shown escaped; the rendering is framed from its own URL.
+    assert "&lt;p&gt;Hello&lt;/p&gt;&lt;script&gt;alert(&#x27;html&#x27;)" in html
     iframe = re.search(r"<iframe[^>]*>", html).group(0)
-    assert 'sandbox=""' in iframe
-    assert 'srcdoc="&lt;p&gt;Hello&lt;/p&gt;&lt;script&gt;alert(&#x27;html&#x27;)' in iframe
+    assert 'sandbox=""' in iframe  # no permissions: no allow-scripts, no allow-same-origin
+    src = re.search(r'src="([^"]+)"', iframe).group(1)
+    assert src == link + "html/"
     assert "no-store" in page["Cache-Control"]
+
+    # The framed HTML is the email's own, under a CSP that sandboxes it and loads nothing.
+    framed = client.get(src)
+    assert framed.status_code == 200
+    assert framed.content.decode().rstrip("\n") == HTML
+    csp = [part.strip() for part in framed["Content-Security-Policy"].split(";")]
+    assert "sandbox" in csp
+    assert "default-src 'none'" in csp
+    assert not any(part.startswith("script-src") for part in csp)
+    assert "frame-ancestors 'self'" in csp
+    assert framed["X-Frame-Options"] == "SAMEORIGIN"
+    assert framed["X-Content-Type-Options"] == "nosniff"
 
 
 def test_lists_newest_first_and_every_message_of_a_file(client, mail_dir):
@@ -119,6 +133,16 @@ def test_unknown_or_escaping_paths_are_404(client, mail_dir, tmp_path):
     assert client.get("/dev/mail/..%2F..%2Fetc%2Fpasswd/0/").status_code == 404
 
 
+def test_a_text_only_email_has_no_html_page(client, mail_dir):
+    EmailMultiAlternatives(subject="Plain", body="Just text.", to=["a@example.org"]).send()
+    [name] = [path.name for path in mail_dir.iterdir()]
+    page = client.get(f"/dev/mail/{name}/0/").content.decode()
+    assert "Just text." in page
+    assert "This email has no HTML part." in page
+    assert "<iframe" not in page
+    assert client.get(f"/dev/mail/{name}/0/html/").status_code == 404
+
+
 def test_empty_folder_lists_nothing(client, mail_dir):
     response = client.get("/dev/mail/")
     assert response.status_code == 200
@@ -129,6 +153,8 @@ def test_not_found_without_debug(client, mail_dir, settings):
     message().send()
     [name] = [path.name for path in mail_dir.iterdir()]
     assert client.get(f"/dev/mail/{name}/0/").status_code == 200
+    assert client.get(f"/dev/mail/{name}/0/html/").status_code == 200
     settings.DEBUG = False
     assert client.get("/dev/mail/").status_code == 404
     assert client.get(f"/dev/mail/{name}/0/").status_code == 404
+    assert client.get(f"/dev/mail/{name}/0/html/").status_code == 404
