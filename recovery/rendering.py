@@ -75,7 +75,9 @@ def message_id_for(email):
     predicted; mail clients and some relays drop a second copy with an ID they have seen.
     """
     digest = salted_hmac(
-        "recovery.rendering.message_id", f"{email.pk}:{email.created_at.isoformat()}"
+        "recovery.rendering.message_id",
+        f"{email.pk}:{email.created_at.isoformat()}",
+        algorithm="sha256",
     ).hexdigest()[:32]
     domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or str(DNS_NAME)
     return f"<{digest}@{domain}>"

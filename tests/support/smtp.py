@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import email
 import email.policy
+import logging
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.support.waiting import wait_until
+
+# aiosmtpd logs every SMTP command at INFO: noise in every failing test's report.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass
