@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
 from portal.views import auth, dev_mail, health, home
@@ -12,6 +13,7 @@ portal_patterns = (
 )
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="portal:home"), name="root"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
     path("portal/", include(portal_patterns)),

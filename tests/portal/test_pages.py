@@ -247,3 +247,47 @@ def test_stylesheet_has_no_third_party_resources():
     css = Path(finders.find("css/portal.css")).read_text(encoding="utf-8")
     assert "url(" not in css and "@import" not in css
     assert ":focus-visible" in css
+
+
+def test_site_root_leads_to_the_portal(client, db):
+    response = client.get("/", follow=True)
+    assert response.redirect_chain[0] == ("/portal/", 302)
+    assert response.request["PATH_INFO"] == "/login/"
+
+
+# --- error pages are pages too: translated, accessible, self-contained
+
+
+def test_not_found_page(client, db):
+    response = client.get("/no-such-page/", headers={"accept-language": "es"})
+    assert response.status_code == 404
+    page = parse(response)
+    assert page.html_lang == "es"
+    assert ("#main", "Saltar al contenido principal") in page.links
+    assert "Página no encontrada" in response.content.decode()
+    assert "Content-Security-Policy" in response
+
+
+def test_csrf_failure_page(db):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403
+    page = parse(response)
+    assert page.html_lang == "en"
+    assert "Please try again" in response.content.decode()
+    assert "main" in page.ids
+
+
+def test_server_error_page_renders_without_a_request_context(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/"))
+    assert response.status_code == 500
+    page = parse(response)
+    assert page.html_lang == "en"
+    assert "main" in page.ids
+    assert "Something went wrong" in response.content.decode()
+    for _tag, _attribute, url in page.urls:
+        assert url.startswith(("/", "#")) and not url.startswith("//")
