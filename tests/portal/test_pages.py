@@ -291,3 +291,65 @@ def test_server_error_page_renders_without_a_request_context(rf):
     assert "Something went wrong" in response.content.decode()
     for _tag, _attribute, url in page.urls:
         assert url.startswith(("/", "#")) and not url.startswith("//")
+
+
+# --- translations: every extracted string has Spanish and Vietnamese, and the catalog is built
+
+
+def _po_entries(path):
+    """(msgid, [msgstr forms], flags) for each entry of a .po file (header left out)."""
+    import ast
+
+    entries, current, key = [], None, None
+    for raw in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        line = raw.strip()
+        if not line:
+            if current and current["msgid"]:
+                entries.append(current)
+            current, key = None, None
+            continue
+        current = current or {"msgid": "", "msgstr": {}, "flags": ""}
+        if line.startswith("#,"):
+            current["flags"] += line
+        elif line.startswith("#"):
+            continue
+        elif line.startswith("msgid_plural "):
+            key = ("plural", None)
+        elif line.startswith("msgid "):
+            key = ("msgid", None)
+            current["msgid"] = ast.literal_eval(line[6:])
+        elif line.startswith("msgstr"):
+            index = int(line[7]) if line.startswith("msgstr[") else 0
+            key = ("msgstr", index)
+            current["msgstr"][index] = ast.literal_eval(line.split(" ", 1)[1])
+        elif line.startswith('"') and key:
+            value = ast.literal_eval(line)
+            if key[0] == "msgid":
+                current["msgid"] += value
+            elif key[0] == "msgstr":
+                current["msgstr"][key[1]] += value
+    return entries
+
+
+@pytest.mark.parametrize("language", ["es", "vi"])
+def test_every_string_is_translated_and_compiled(language):
+    import gettext
+    from pathlib import Path
+
+    from django.conf import settings
+
+    locale_dir = Path(settings.LOCALE_PATHS[0])
+    entries = _po_entries(locale_dir / language / "LC_MESSAGES" / "django.po")
+    assert len(entries) > 50
+    untranslated = [
+        e["msgid"] for e in entries if "fuzzy" in e["flags"] or not all(e["msgstr"].values())
+    ]
+    assert untranslated == []
+    # The compiled catalog (.mo) must match the .po: `manage.py compilemessages` after editing.
+    catalog = gettext.translation("django", localedir=locale_dir, languages=[language])
+    stale = [
+        e["msgid"]
+        for e in entries
+        if len(e["msgstr"]) == 1 and catalog.gettext(e["msgid"]) != e["msgstr"][0]
+    ]
+    assert stale == [], "run `manage.py compilemessages --ignore=.venv`"
