@@ -14,9 +14,9 @@ class LoginForm(AuthenticationForm):
     username = forms.CharField(
         label=_("Username"),
         max_length=254,
-        widget=forms.TextInput(
-            attrs={"autofocus": True, "autocomplete": "username", "autocapitalize": "none"}
-        ),
+        # No autofocus (unlike Django's form): it would skip the page's heading and the skip link
+        # for screen-reader users.
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
     )
     password = forms.CharField(
         label=_("Password"),
