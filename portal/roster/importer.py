@@ -118,6 +118,7 @@ def _run_postgres(source, manifest, files, summary, number_field):
         )
         # Hash joins and sorts of a million rows stay in memory (this transaction only).
         cursor.execute("SET LOCAL work_mem = '256MB'")
+        _raise_temp_buffers(cursor)
         writer.stage()
         writer.validate()
         check_row_errors(summary, writer.collect_errors())
@@ -125,7 +126,21 @@ def _run_postgres(source, manifest, files, summary, number_field):
         writer.merge_people()
         writer.merge_links()
         writer.flag_shared_emails()
+        writer.restore_secondary_structures()
         writer.drop_staging()
+
+
+def _raise_temp_buffers(cursor):
+    """Staging tables are TEMP: give them room in memory. PostgreSQL allows it only before a
+    session's first use of temporary tables, so a long-lived connection may keep the default."""
+    import psycopg
+
+    cursor.execute("SAVEPOINT roster_temp_buffers")
+    try:
+        cursor.execute("SET LOCAL temp_buffers = '1GB'")
+    except psycopg.Error:
+        cursor.execute("ROLLBACK TO SAVEPOINT roster_temp_buffers")
+    cursor.execute("RELEASE SAVEPOINT roster_temp_buffers")
 
 
 def check_row_errors(summary, error_count):

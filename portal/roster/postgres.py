@@ -20,9 +20,13 @@ do the work a row loop would do:
 Emails: `email_normalised` must equal `portal.normalisation.normalise_email` exactly. For ASCII
 addresses (almost all) that is `lower(btrim(email, <Python's ASCII whitespace>) COLLATE "C")`
 (NFKC and casefold are identities on lower-cased ASCII, and the C collation keeps a Turkish
-database locale from turning I into ı); the rare non-ASCII ones are fetched and normalised in
-Python. Everything happens in the caller's transaction: any error rolls all of it back.
+database locale from lower-casing I to a dotless i); the rare non-ASCII ones are fetched and
+normalised in Python. Everything happens in the caller's transaction: an error rolls it all back.
 """
+
+# SQL here is assembled from our own constants and header positions; row data never enters a
+# statement (it arrives through COPY), so string-built SQL is safe in this module.
+# ruff: noqa: S608
 
 import re
 
@@ -34,6 +38,8 @@ from portal.roster.summary import RowError, StructuralError
 
 WS = "E'" + "".join(f"\\x{ord(c):02x}" for c in rules.ASCII_WHITESPACE) + "'"
 COPY_LINE = re.compile(r"line (\d+)")
+BULK_LOAD_TABLES = ("portal_student", "portal_guardian", "portal_guardianstudent")
+BULK_LOAD_MIN_ROWS = 10_000
 
 
 def lit(value):
@@ -61,6 +67,7 @@ class PostgresWriter:
         self.ts = changed_at
         self.number_field = number_field
         self.v12 = manifest.version == "1.2"
+        self.restore = None  # set while secondary indexes are dropped for a bulk load
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -140,6 +147,9 @@ class PostgresWriter:
             "GROUP BY sid HAVING count(*) > 1) d WHERE t.sid = d.sid AND t.line > d.first"
         )
 
+    # The validating SELECTs end their derived tables with OFFSET 0: an optimisation fence, so
+    # that each trimmed column is computed once, not again in every CASE branch that reads it.
+
     def validate_orgs(self):
         f = "orgs"
         self.execute("DROP TABLE IF EXISTS t_orgs")
@@ -158,7 +168,7 @@ class PostgresWriter:
                     {self.col(f, "name")} AS name, {self.col(f, "type")} AS type,
                     {self.col(f, "identifier")} AS identifier,
                     {self.col(f, "parentSourcedId")} AS parent_sourced_id
-                  FROM s_orgs s) x"""
+                  FROM s_orgs s OFFSET 0) x"""
         )
         self.mark_duplicates("t_orgs")
 
@@ -178,10 +188,10 @@ class PostgresWriter:
                     {self.col(f, "userSourcedId")} AS user_sid, {self.status_expr(f)} AS del,
                     {self.col(f, "roleType")} AS role_type, {self.col(f, "role")} AS role,
                     {self.col(f, "orgSourcedId")} AS org
-                  FROM s_roles s) x"""
+                  FROM s_roles s OFFSET 0) x"""
         )
         # One row per user: student if any student role; else the first guardian-type role
-        # (primary rows first, then file order); the school of the first student role.
+        # (primary rows first, then file order); the orgs of its student roles, in that order.
         guardian_roles = in_list(rules.GUARDIAN_ROLES)
         self.execute("DROP TABLE IF EXISTS t_roleinfo")
         self.execute(
@@ -190,11 +200,9 @@ class PostgresWriter:
                 bool_or(r.role = 'student') AS is_student,
                 (array_agg(r.role ORDER BY r.role_type <> 'primary', r.line)
                     FILTER (WHERE r.role IN {guardian_roles}))[1] AS guardian_role,
-                (array_agg(r.org ORDER BY r.role_type <> 'primary', r.line)
-                    FILTER (WHERE r.role = 'student' AND o.sourced_id IS NOT NULL))[1]
-                    AS student_school
+                array_agg(r.org ORDER BY r.role_type <> 'primary', r.line)
+                    FILTER (WHERE r.role = 'student') AS student_orgs
             FROM t_roles r
-            LEFT JOIN portal_organisation o ON o.sourced_id = r.org AND o.type = 'school'
             WHERE r.error IS NULL AND NOT r.del
             GROUP BY r.user_sid"""
         )
@@ -233,7 +241,7 @@ class PostgresWriter:
             kind += " END"
             role_error = f"WHEN kind IS NULL THEN {lit(rules.NO_ROLE)}"
             school_ref = ", " + self.col(f, "primaryOrgSourcedId") + " AS primary_org"
-            student_school = "ri.student_school" if roles_sent else "NULL::text"
+            student_school = "ri.student_orgs" if roles_sent else "NULL::text[]"
         else:
             kind = (
                 "CASE WHEN x.role_raw = 'student' THEN 'student' "
@@ -245,7 +253,7 @@ class PostgresWriter:
                 f"WHEN role_raw NOT IN {in_list(rules.KNOWN_ROLES)} THEN {lit(rules.BAD_ROLE)}"
             )
             school_ref = ", " + self.col(f, "orgSourcedIds") + " AS org_ids"
-            student_school = "NULL::text"
+            student_school = "NULL::text[]"
         person = self.length_checks(_person_columns())
         student = self.length_checks([("number", 64, "student number"), ("grade", 16, "grades")])
         guardian = self.length_checks([("phone", 64, "phone"), ("sms", 64, "sms")])
@@ -266,7 +274,7 @@ class PostgresWriter:
                 {_scoped(student, "student")}
                 {_scoped(guardian, "guardian")}
             END AS error
-            FROM (SELECT x.*, {kind} AS kind, {role} AS role, {student_school} AS student_school
+            FROM (SELECT x.*, {kind} AS kind, {role} AS role, {student_school} AS student_orgs
                   FROM (SELECT s.line, {self.col(f, "sourcedId")} AS sid,
                         {self.status_expr(f)} AS del,
                         {self.col(f, "role") if not self.v12 else "''"} AS role_raw,
@@ -291,10 +299,10 @@ class PostgresWriter:
                         {self.col(f, "phone")} AS phone,
                         {self.col(f, "sms")} AS sms
                         {school_ref}
-                      FROM s_users s) x {joins}) y"""
+                      FROM s_users s OFFSET 0) x {joins} OFFSET 0) y"""
         )
         self.mark_duplicates("t_people")
-        self.execute("ANALYZE t_people")
+        self.execute("ANALYZE t_people (sid, kind, del, error)")
 
     def validate_demographics(self):
         f = "demographics"
@@ -319,7 +327,7 @@ class PostgresWriter:
             END AS error
             FROM (SELECT s.line, {self.col(f, "sourcedId")} AS sid, {self.status_expr(f)} AS del,
                     {self.col(f, "birthDate")} AS birth
-                  FROM s_demographics s) x"""
+                  FROM s_demographics s OFFSET 0) x"""
         )
         self.mark_duplicates("t_demo")
 
@@ -375,7 +383,7 @@ class PostgresWriter:
         columns = ["name", "type", "identifier", "parent_sourced_id"]
         valid = "n.error IS NULL AND NOT n.del"
         counts.updated = self.execute(
-            f"UPDATE portal_organisation o SET "
+            "UPDATE portal_organisation o SET "
             + ", ".join(f"{c} = n.{c}" for c in columns)
             + f", active = true, updated_at = %(ts)s FROM t_orgs n WHERE {valid} "
             f"AND o.sourced_id = n.sid AND ({', '.join('o.' + c for c in columns)}, o.active) "
@@ -449,7 +457,10 @@ class PostgresWriter:
             birth = "e.birth_date"
         if self.v12:
             school = (
-                "COALESCE(p.student_school, (SELECT o.sourced_id FROM portal_organisation o "
+                "COALESCE((SELECT o.sourced_id FROM unnest(p.student_orgs) WITH ORDINALITY "
+                "AS x(id, n) JOIN portal_organisation o ON o.sourced_id = x.id "
+                "AND o.type = 'school' ORDER BY x.n LIMIT 1), "
+                "(SELECT o.sourced_id FROM portal_organisation o "
                 "WHERE o.sourced_id = p.primary_org AND o.type = 'school'))"
             )
         else:
@@ -521,6 +532,8 @@ class PostgresWriter:
             return
         self.fix_non_ascii_emails()
         self.build_people()
+        if self.is_bulk_load():
+            self.restore = self.drop_secondary_structures(BULK_LOAD_TABLES)
         person = [c for c, _, _ in _person_columns()] + ["email_normalised", "enabled"]
         self.merge_kind(
             "students",
@@ -538,6 +551,58 @@ class PostgresWriter:
         self.update_birth_dates_only()
         self.deactivate("students", "portal_student", "student")
         self.deactivate("guardians", "portal_guardian", "guardian")
+
+    def is_bulk_load(self):
+        """A first import (or one that more than triples the roster) is loaded like a restore."""
+        incoming = self.scalar("SELECT (SELECT count(*) FROM t_students)")
+        incoming += self.scalar("SELECT count(*) FROM t_guardians")
+        existing = self.scalar(
+            "SELECT (SELECT count(*) FROM portal_student) + (SELECT count(*) FROM portal_guardian)"
+        )
+        return incoming - existing >= BULK_LOAD_MIN_ROWS and existing * 3 < incoming
+
+    def drop_secondary_structures(self, tables):
+        """Drop secondary indexes, unique and foreign-key constraints; return what restores them.
+
+        PostgreSQL's own advice for populating a database: maintaining every index row by row
+        and queueing a deferred foreign-key check per inserted row costs several times more
+        than building the indexes once and validating each foreign key with one join at the end.
+        Primary keys stay (other apps' foreign keys point at them). This runs in the import's
+        transaction, so a failure restores everything; the price is an exclusive lock on the
+        roster tables until commit, which is why only a big load does it.
+        """
+        tables_sql = "ARRAY[" + ", ".join(f"{lit(t)}::regclass" for t in tables) + "]"
+        self.cur.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype "
+            f"FROM pg_constraint WHERE conrelid = ANY({tables_sql}) AND contype IN ('f', 'u') "
+            "ORDER BY contype DESC, conname"
+        )
+        constraints = self.cur.fetchall()
+        self.cur.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
+            f"WHERE indrelid = ANY({tables_sql}) AND NOT indisprimary AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid "
+            "AND c.conrelid = i.indrelid) ORDER BY 1"
+        )
+        indexes = self.cur.fetchall()
+        for table, name, _, _ in constraints:
+            self.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            self.execute(f"DROP INDEX {name}")
+
+        def restore():
+            self.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            for _, definition in indexes:
+                self.execute(definition)
+            for table, name, definition, _ in constraints:  # unique ones first (ORDER BY)
+                self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+        return restore
+
+    def restore_secondary_structures(self):
+        if self.restore is not None:
+            self.restore()
+            self.restore = None
 
     def update_birth_dates_only(self):
         """Demographics rows of students not in this users.csv (a delta, say)."""
@@ -566,7 +631,8 @@ class PostgresWriter:
         self.execute("DROP TABLE IF EXISTS t_links")
         self.execute(
             f"""CREATE TEMP TABLE t_links ON COMMIT DROP AS
-            SELECT DISTINCT x.s, x.g, (st.sourced_id IS NOT NULL AND gd.sourced_id IS NOT NULL) AS ok
+            SELECT DISTINCT x.s, x.g,
+                (st.sourced_id IS NOT NULL AND gd.sourced_id IS NOT NULL) AS ok
             FROM (
                 SELECT p.sid AS s, {agents} AS g
                 FROM t_people p CROSS JOIN LATERAL unnest(string_to_array(p.agents, ',')) a
@@ -610,26 +676,26 @@ class PostgresWriter:
         counts.skipped = skipped
 
     def flag_shared_emails(self):
-        shared = (
-            "SELECT email_normalised FROM portal_guardian WHERE active AND email_normalised <> '' "
+        """email_shared = another active guardian has the same non-empty normalised email."""
+        self.execute("DROP TABLE IF EXISTS t_shared")
+        self.execute(
+            "CREATE TEMP TABLE t_shared ON COMMIT DROP AS SELECT email_normalised AS email "
+            "FROM portal_guardian WHERE active AND email_normalised <> '' "
             "GROUP BY email_normalised HAVING count(*) > 1"
         )
-        params = {"ts": self.ts}
         self.execute(
-            "UPDATE portal_guardian SET email_shared = true, updated_at = %(ts)s "
-            f"WHERE NOT email_shared AND active AND email_normalised IN ({shared})",
-            params,
-        )
-        self.execute(
-            "UPDATE portal_guardian SET email_shared = false, updated_at = %(ts)s "
-            f"WHERE email_shared AND NOT (active AND email_normalised IN ({shared}))",
-            params,
+            """UPDATE portal_guardian g SET email_shared = x.shared, updated_at = %(ts)s
+            FROM (SELECT o.sourced_id, (o.active AND s.email IS NOT NULL) AS shared
+                  FROM portal_guardian o LEFT JOIN t_shared s ON s.email = o.email_normalised
+                  WHERE o.email_shared OR s.email IS NOT NULL) x
+            WHERE g.sourced_id = x.sourced_id AND g.email_shared <> x.shared""",
+            {"ts": self.ts},
         )
 
     def drop_staging(self):
         tables = [f"s_{f}" for f in self.files] + [
             "t_orgs", "t_roles", "t_roleinfo", "t_people", "t_demo", "t_email_fix",
-            "t_students", "t_guardians", "t_links",
+            "t_students", "t_guardians", "t_links", "t_shared",
         ]  # fmt: skip
         self.execute("DROP TABLE IF EXISTS " + ", ".join(tables))
 

@@ -44,7 +44,7 @@ class RosterSource:
             self._zip = zipfile.ZipFile(self.path)
             self._names = {info.filename for info in self._zip.infolist()}
             return
-        raise StructuralError(f"{self.path} is neither a folder nor a .zip file", file=str(path))
+        raise StructuralError("no such folder or .zip file", file=str(path))
 
     def has(self, name):
         if self._zip is not None:
@@ -54,7 +54,7 @@ class RosterSource:
     def open(self, name):
         if self._zip is not None:
             return self._zip.open(name)
-        return open(self.path / name, "rb")  # noqa: SIM115 - the caller closes it
+        return open(self.path / name, "rb")  # the caller closes it
 
     def close(self):
         if self._zip is not None:
@@ -185,7 +185,7 @@ def _read_header(stream, name):
         buffer = buffer[len(BOM) :]
     if not buffer.strip():
         raise StructuralError("the file is empty", file=name, line=1)
-    head, newline, rest = buffer.partition(b"\n")
+    head, _, rest = buffer.partition(b"\n")
     try:
         text = head.decode("utf-8").rstrip("\r")
         header = next(csv.reader([text], strict=True))
