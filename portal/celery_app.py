@@ -7,7 +7,7 @@ when it starts and then every HEARTBEAT_INTERVAL_SECONDS; /healthz reads it.
 import logging
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
@@ -56,3 +56,32 @@ def record_worker_heartbeat():
 
 
 app.steps["worker"].add(HeartbeatStep)
+
+
+@signals.worker_init.connect
+def reuse_smtp_connections(**kwargs):
+    """Workers keep one SMTP connection per process open between emails (recovery.mailer).
+
+    worker_init runs in the main process before the pool forks, so every child inherits it.
+    """
+    from recovery.mailer import enable_connection_reuse
+
+    enable_connection_reuse()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def close_old_database_connections(**kwargs):
+    """Treat each task like a web request: keep the connection for CONN_MAX_AGE, drop it when
+    it is broken or obsolete (settings.CELERY_DB_REUSE_MAX turns Celery's close-always off)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def close_smtp_connection(**kwargs):
+    from recovery.mailer import close_connection
+
+    close_connection()

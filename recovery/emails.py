@@ -41,7 +41,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.template.loader import get_template
 
-from recovery import outbox
+from recovery import mailer, outbox
 from recovery.links import absolute_link
 from recovery.models import OutboundEmail
 from recovery.rendering import build_message, render_outbound_email, template_names
@@ -161,7 +161,7 @@ def deliver_outbound_email(*, email_id):
         return DeliveryResult(status="skipped")
     try:
         message = build_message(email, render_outbound_email(email, link=_mint_link(email)))
-        message.send()
+        mailer.send_message(message)
     except PermanentEmailError as error:
         return _give_up(email, error.code)
     except Exception as error:

@@ -162,6 +162,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # before that anyway (OUTBOX_STALE_SECONDS), so this is only the backstop. A short connect timeout
 # keeps a request's on-commit enqueue from hanging when the broker is down.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900, "socket_connect_timeout": 3}
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set, which costs a new PostgreSQL connection per email. portal.celery_app instead applies
+# Django's own per-request rule around each task (CONN_MAX_AGE, health checks).
+CELERY_DB_REUSE_MAX = 1_000_000
 
 # --- District policy (SPEC §3), each overridable by an environment variable of the same name.
 RECOVERY_RESET_TOKEN_MAX_AGE = env_int("RECOVERY_RESET_TOKEN_MAX_AGE", 3600)

@@ -222,6 +222,27 @@ def test_broker_down_when_the_row_is_written_then_the_sweeper_delivers_it(
     assert [m.rcpt_tos for m in smtp_server.messages] == [["parent@example.org"]]
 
 
+def test_a_worker_reuses_its_smtp_connection_and_survives_the_relay_dropping_it(
+    worker_process, smtp_server
+):
+    first = [
+        queue_email(kind="password_changed", to_address=f"parent{n}@example.org") for n in range(3)
+    ]
+    for email in first:
+        wait_for_status(email, Status.SENT)
+    assert len({m.peer for m in smtp_server.messages}) == 1, "one connection for all three"
+
+    # The relay restarts: the worker's open connection is dead. The next email goes out on a
+    # fresh connection at once, not after a retry's backoff.
+    smtp_server.stop()
+    smtp_server.start()
+    after = queue_email(kind="password_changed", to_address="after@example.org")
+    wait_for_status(after, Status.SENT)
+    assert (after.attempts, after.last_error) == (1, "")
+    assert len(smtp_server.messages) == 4
+    assert smtp_server.messages[-1].peer != smtp_server.messages[0].peer
+
+
 def test_a_real_worker_writes_its_heartbeat(start_worker):
     cache.delete(HEARTBEAT_KEY)
     assert seconds_since_heartbeat() is None

@@ -10,7 +10,8 @@ Programmable, thread-safe, from the test's thread:
 * `fail_next(n, code=451)`: answer the next n messages' DATA with a temporary failure;
 * `reject_recipient(address, code=550)`: refuse that recipient at RCPT;
 * `delay_ms`: time taken per message before answering (a real relay's round trip);
-* `keep_messages=False`: only count (benchmarks).
+* `keep_messages=False`: only count (benchmarks);
+* `stop()` then `start()`: a restart on the same port, dropping every open connection.
 
 Also runnable on its own for benchmarks, in a process of its own:
 `python -m tests.support.smtp --port 2525 [--delay-ms 50]`.
@@ -39,6 +40,7 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: list
     message: email.message.EmailMessage = field(repr=False)
+    peer: tuple = ()  # the client's (host, port): one per SMTP connection
 
     @property
     def subject(self):
@@ -76,7 +78,7 @@ class _Handler:
         code = self.server._take_failure()
         if code:
             return f"{code} 4.3.0 Try again later (test server)"
-        self.server._accept(envelope)
+        self.server._accept(envelope, peer=session.peer)
         return "250 Message accepted for delivery"
 
 
@@ -166,13 +168,14 @@ class SmtpServer:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
-    def _accept(self, envelope):
+    def _accept(self, envelope, *, peer):
         received = None
         if self.keep_messages:
             received = ReceivedMessage(
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 message=email.message_from_bytes(envelope.content, policy=email.policy.default),
+                peer=tuple(peer or ()),
             )
         with self._lock:
             self._accepted += 1

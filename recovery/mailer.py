@@ -1,0 +1,81 @@
+"""Hand a message to Django's default mailer; in a worker, over one reused SMTP connection.
+
+Opening an SMTP connection (TCP, greeting, EHLO, maybe STARTTLS and AUTH) costs more than
+sending a small message over it, for us and for the relay. A Celery worker process therefore
+keeps the default mailer's connection open between emails (`enable_connection_reuse`, called
+from the worker_process_init signal) and drops it after any error or when it has been idle
+longer than a relay would keep it. Everywhere else (web processes, tests) each message opens
+its own connection, as `EmailMessage.send()` does.
+"""
+
+import logging
+import smtplib
+import time
+
+from django.core.mail import mailers
+
+logger = logging.getLogger(__name__)
+
+# Relays close idle sessions after a few minutes (RFC 5321 suggests 5); reopen well before.
+IDLE_SECONDS = 30
+
+_reuse = False
+_connection = None
+_last_used = 0.0
+
+
+def send_message(message):
+    """Send one EmailMessage; raise whatever the mailer raises."""
+    if not _reuse:
+        message.send()
+        return
+    reused = _connection is not None and not _idle_too_long()
+    try:
+        try:
+            _open_connection().send_messages([message])
+        except smtplib.SMTPServerDisconnected:
+            if not reused:
+                raise
+            # The relay hung up on our idle connection since its last email: once more, fresh.
+            close_connection()
+            _open_connection().send_messages([message])
+    except BaseException:
+        close_connection()  # after an error the session's state is unknown
+        raise
+    _mark_used()
+
+
+def enable_connection_reuse():
+    global _reuse
+    _reuse = True
+
+
+def close_connection():
+    global _connection
+    if _connection is not None:
+        try:
+            _connection.close()
+        except Exception:  # closing a dead connection must not mask the real error
+            logger.debug("Error closing the SMTP connection", exc_info=True)
+        _connection = None
+
+
+def _open_connection():
+    global _connection
+    if _connection is not None and _idle_too_long():
+        close_connection()
+    if _connection is None:
+        connection = mailers.default
+        connection.open()  # an open backend keeps its connection across send_messages calls
+        _connection = connection
+        _mark_used()
+    return _connection
+
+
+def _idle_too_long():
+    return time.monotonic() - _last_used > IDLE_SECONDS
+
+
+def _mark_used():
+    global _last_used
+    _last_used = time.monotonic()
