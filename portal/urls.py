@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from django.views.i18n import set_language
 
-from portal.views import auth, dev_mail, health, home
+from portal.views import auth, dev_mail, health, home, language
 
 portal_patterns = (
     [
@@ -19,7 +18,7 @@ urlpatterns = [
     path("portal/", include(portal_patterns)),
     path("healthz", health.healthz, name="healthz"),
     path("healthz/", health.healthz),
-    path("i18n/setlang/", set_language, name="set_language"),
+    path("i18n/setlang/", language.set_language, name="set_language"),
     path("dev/mail/", dev_mail.message_list, name="dev_mail_list"),
     path(
         "dev/mail/<str:file_name>/<int:index>/",

@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 
 from portal.forms import LoginForm
+from portal.views.language import is_offered, set_language_cookie
 
 
 class LoginView(auth_views.LoginView):
@@ -11,6 +12,14 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "portal/login.html"
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The language chosen on the account wins over this browser's (SPEC §7).
+        language = form.get_user().language
+        if is_offered(language):
+            set_language_cookie(response, language)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

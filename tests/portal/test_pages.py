@@ -291,9 +291,11 @@ def test_csrf_failure_page(db):
 
 
 def test_server_error_page_renders_without_a_request_context(rf):
+    from django.utils import translation
     from django.views.defaults import server_error
 
-    response = server_error(rf.get("/"))
+    with translation.override("en"):
+        response = server_error(rf.get("/"))
     assert response.status_code == 500
     page = parse(response)
     assert page.html_lang == "en"
@@ -363,3 +365,41 @@ def test_every_string_is_translated_and_compiled(language):
         if len(e["msgstr"]) == 1 and catalog.gettext(e["msgid"]) != e["msgstr"][0]
     ]
     assert stale == [], "run `manage.py compilemessages --ignore=.venv`"
+
+
+# --- the language choice follows the person
+
+
+def test_switching_language_while_signed_in_is_remembered(client, parent):
+    client.force_login(parent)
+    client.post("/i18n/setlang/", {"language": "vi", "next": "/portal/"})
+    parent.refresh_from_db()
+    assert parent.language == "vi"
+    client.post("/i18n/setlang/", {"language": "fr", "next": "/portal/"})  # not offered
+    parent.refresh_from_db()
+    assert parent.language == "vi"
+
+
+def test_switching_language_anonymously_stores_nothing(client, parent):
+    client.post("/i18n/setlang/", {"language": "es", "next": "/login/"})
+    parent.refresh_from_db()
+    assert parent.language == ""
+
+
+def test_sign_in_applies_the_accounts_language(client, parent):
+    parent.language = "es"
+    parent.save(update_fields=["language"])
+    response = client.post("/login/", {"username": "parent.one", "password": PASSWORD}, follow=True)
+    assert parse(response).html_lang == "es"
+    assert "Le damos la bienvenida, Rosa Nguyen" in response.content.decode()
+
+
+def test_sign_in_without_a_language_keeps_the_browsers(client, parent):
+    response = client.post(
+        "/login/",
+        {"username": "parent.one", "password": PASSWORD},
+        headers={"accept-language": "vi"},
+    )
+    assert "django_language" not in response.cookies
+    home = client.get("/portal/", headers={"accept-language": "vi"})
+    assert parse(home).html_lang == "vi"
