@@ -348,6 +348,7 @@ class PlainWriter:
         demo_valid = {d["sid"]: d for d in demo or [] if d["error"] is None}
         demo_errors = {d["sid"] for d in demo or [] if d["error"] is not None}
         students, guardians = {}, {}
+        self.summary.ignored_users = sum(1 for p in valid if p["kind"] == "other")
         for p in valid:
             values = {f: p[f] for f in PERSON_FIELDS}
             if p["kind"] == "student":

@@ -347,13 +347,15 @@ class PostgresWriter:
             parts.append("SELECT 'orgs.csv' AS file, line, error, 'orgs' AS kind FROM t_orgs")
         if "users" in self.files:
             parts.append(
-                "SELECT 'users.csv', line, error, CASE kind WHEN 'student' THEN 'students' "
-                "WHEN 'guardian' THEN 'guardians' END FROM t_people"
+                "SELECT 'users.csv' AS file, line, error, CASE kind WHEN 'student' THEN "
+                "'students' WHEN 'guardian' THEN 'guardians' END AS kind FROM t_people"
             )
         if "demographics" in self.files:
-            parts.append("SELECT 'demographics.csv', line, error, 'students' FROM t_demo")
+            parts.append(
+                "SELECT 'demographics.csv' AS file, line, error, 'students' AS kind FROM t_demo"
+            )
         if "roles" in self.files:
-            parts.append("SELECT 'roles.csv', line, error, NULL FROM t_roles")
+            parts.append("SELECT 'roles.csv' AS file, line, error, NULL AS kind FROM t_roles")
         return " UNION ALL ".join(f"({p} WHERE error IS NOT NULL)" for p in parts)
 
     def collect_errors(self):
@@ -481,6 +483,9 @@ class PostgresWriter:
             SELECT p.sid, {common}, p.enabled, p.number AS student_number, {birth} AS birth_date,
                 p.grade, {school} AS school_id
             FROM t_people p {joins} WHERE {valid} AND p.kind = 'student'"""
+        )
+        self.summary.ignored_users = self.scalar(
+            f"SELECT count(*) FROM t_people p WHERE {valid} AND p.kind = 'other'"
         )
         self.execute("DROP TABLE IF EXISTS t_guardians")
         self.execute(
