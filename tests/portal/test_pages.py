@@ -70,10 +70,25 @@ def parent(db):
     )
 
 
-def _pages(client, parent):
-    yield client.get(reverse("login"))
-    client.force_login(parent)
-    yield client.get(reverse("portal:home"))
+@pytest.fixture
+def pages(client, parent, settings, tmp_path):
+    """Every page of this issue, as (expected status, response), signed out then in."""
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(tmp_path)},
+        }
+    }
+
+    def responses():
+        yield 200, client.get(reverse("login"))
+        yield 404, client.get("/no-such-page/")
+        client.force_login(parent)
+        yield 200, client.get(reverse("portal:home"))
+        settings.DEBUG = True
+        yield 200, client.get(reverse("dev_mail_list"))
+
+    return responses()
 
 
 # --- sign-in and sign-out
@@ -185,9 +200,9 @@ def test_home_greets_by_username_without_a_name(client, db):
 # --- what every page carries
 
 
-def test_every_page_is_accessible_and_self_contained(client, parent):
-    for response in _pages(client, parent):
-        assert response.status_code == 200
+def test_every_page_is_accessible_and_self_contained(pages):
+    for status, response in pages:
+        assert response.status_code == status
         page = parse(response)
         html = response.content.decode()
         assert page.html_lang == "en"
@@ -202,17 +217,13 @@ def test_every_page_is_accessible_and_self_contained(client, parent):
         assert "Unified School District" in html  # district name (footer)
         assert "(408) 555-0100" in html  # SUPPORT_CONTACT
         for tag, attribute, url in page.urls:
-            assert is_local(url), (
-                tag,
-                attribute,
-                url,
-            )
+            assert is_local(url), (tag, attribute, url)
         assert not page.inline_script and not page.inline_style and not page.handlers
         assert '<link rel="stylesheet" href="/static/css/portal.css">' in html
 
 
-def test_every_page_sends_the_security_headers(client, parent):
-    for response in _pages(client, parent):
+def test_every_page_sends_the_security_headers(pages):
+    for _status, response in pages:
         csp = response["Content-Security-Policy"]
         assert "default-src 'self'" in csp
         assert "script-src 'self'" in csp
