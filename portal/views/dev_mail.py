@@ -125,17 +125,33 @@ def _items_in(path):
     ]
 
 
-def list_mail():
-    """Every readable message in the mail folder, newest first."""
+def _mail_files(folder):
+    files = []
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and _FILE_NAME.match(path.name):
+                files.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    return [path for _mtime, path in sorted(files, reverse=True)]
+
+
+def list_mail(*, limit=MAX_LISTED):
+    """The newest `limit` readable messages in the mail folder, newest first.
+
+    Files are read newest first (by modification time) and reading stops once `limit` messages
+    are in hand, so a demo night of bulk welcome emails keeps the page quick.
+    """
     folder = mail_dir()
     if not folder.is_dir():
         return []
     items = []
-    for path in folder.iterdir():
-        if path.is_file() and _FILE_NAME.match(path.name):
-            items.extend(item for item in _items_in(path) if item.message is not None)
+    for path in _mail_files(folder):
+        items.extend(item for item in _items_in(path) if item.message is not None)
+        if len(items) >= limit:
+            break
     items.sort(key=lambda item: (item.date, item.file_name, item.index), reverse=True)
-    return items[:MAX_LISTED]
+    return items[:limit]
 
 
 def get_mail(*, file_name, index):

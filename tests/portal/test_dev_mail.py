@@ -158,3 +158,16 @@ def test_not_found_without_debug(client, mail_dir, settings):
     assert client.get("/dev/mail/").status_code == 404
     assert client.get(f"/dev/mail/{name}/0/").status_code == 404
     assert client.get(f"/dev/mail/{name}/0/html/").status_code == 404
+
+
+def test_long_folders_list_only_the_newest(mail_dir):
+    import os
+
+    from portal.views import dev_mail
+
+    for day in range(1, 8):
+        message(subject=f"Day {day}", when=datetime(2026, 1, day, 9, 0, tzinfo=UTC)).send()
+    for path in mail_dir.iterdir():  # file times follow the Date headers, as when really sent
+        day = int(path.read_text().split("Subject: Day ")[1].split("\n")[0])
+        os.utime(path, (day * 86400, day * 86400))
+    assert [item.subject for item in dev_mail.list_mail(limit=3)] == ["Day 7", "Day 6", "Day 5"]
