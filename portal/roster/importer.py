@@ -85,7 +85,7 @@ def import_roster(path, *, allow_mass_deactivation=False, writer=None):
                 "guardians": Guardian.objects.filter(active=True).count(),
             }
             if writer == "postgres":
-                _run_postgres(source, manifest, files, summary, number_field)
+                _run_postgres(source, manifest, files, summary, number_field, active_before)
             else:
                 from portal.roster.plain import PlainWriter
 
@@ -102,7 +102,7 @@ def import_roster(path, *, allow_mass_deactivation=False, writer=None):
     return summary
 
 
-def _run_postgres(source, manifest, files, summary, number_field):
+def _run_postgres(source, manifest, files, summary, number_field, active_before):
     from portal.roster.postgres import PostgresWriter
 
     connection.ensure_connection()
@@ -115,6 +115,7 @@ def _run_postgres(source, manifest, files, summary, number_field):
             summary=summary,
             changed_at=summary.changed_at,
             number_field=number_field,
+            active_before=active_before,
         )
         # Hash joins and sorts of a million rows stay in memory (this transaction only).
         cursor.execute("SET LOCAL work_mem = '256MB'")

@@ -58,7 +58,9 @@ def in_list(values):
 class PostgresWriter:
     """One import on one psycopg cursor; `run()` stages, validates, merges and counts."""
 
-    def __init__(self, *, cursor, source, manifest, files, summary, changed_at, number_field):
+    def __init__(
+        self, *, cursor, source, manifest, files, summary, changed_at, number_field, active_before
+    ):
         self.cur = cursor
         self.source = source
         self.manifest = manifest
@@ -66,6 +68,7 @@ class PostgresWriter:
         self.summary = summary
         self.ts = changed_at
         self.number_field = number_field
+        self.active_before = active_before  # "students"/"guardians" -> active before the run
         self.v12 = manifest.version == "1.2"
         self.restore = None  # set while secondary indexes are dropped for a bulk load
 
@@ -517,6 +520,8 @@ class PostgresWriter:
         counts.unchanged = listed - counts.created - counts.updated
 
     def deactivate(self, kind, table, people_kind):
+        if not self.active_before[kind]:
+            return  # nobody to deactivate (a first import): skip the anti-join
         params = {"ts": self.ts}
         if self.mode("users") == "bulk":
             # Listed = a valid row of this kind, or any row in error (skipped, not gone).
@@ -688,13 +693,16 @@ class PostgresWriter:
             "FROM portal_guardian WHERE active AND email_normalised <> '' "
             "GROUP BY email_normalised HAVING count(*) > 1"
         )
+        params = {"ts": self.ts}
         self.execute(
-            """UPDATE portal_guardian g SET email_shared = x.shared, updated_at = %(ts)s
-            FROM (SELECT o.sourced_id, (o.active AND s.email IS NOT NULL) AS shared
-                  FROM portal_guardian o LEFT JOIN t_shared s ON s.email = o.email_normalised
-                  WHERE o.email_shared OR s.email IS NOT NULL) x
-            WHERE g.sourced_id = x.sourced_id AND g.email_shared <> x.shared""",
-            {"ts": self.ts},
+            "UPDATE portal_guardian SET email_shared = true, updated_at = %(ts)s WHERE "
+            "NOT email_shared AND active AND email_normalised IN (SELECT email FROM t_shared)",
+            params,
+        )
+        self.execute(
+            "UPDATE portal_guardian SET email_shared = false, updated_at = %(ts)s WHERE "
+            "email_shared AND NOT (active AND email_normalised IN (SELECT email FROM t_shared))",
+            params,
         )
 
     def drop_staging(self):

@@ -437,3 +437,33 @@ def test_orgs_absent_from_a_bulk_file_are_deactivated(tmp_path):
     summary = import_roster(write_set(tmp_path / "b", **data))
     assert Organisation.objects.get(pk="sch2").active is False
     assert summary["orgs"].deactivated == 1 and summary["orgs"].updated == 2
+
+
+def _schema():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid::regclass::text LIKE 'portal_%%' ORDER BY 1"
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid::regclass::text LIKE 'portal_%%' ORDER BY 1"
+        )
+        return indexes, cursor.fetchall()
+
+
+def test_a_big_first_import_rebuilds_every_index_and_constraint_it_set_aside(tmp_path, monkeypatch):
+    from portal.roster import postgres
+
+    monkeypatch.setattr(postgres, "BULK_LOAD_MIN_ROWS", 100)
+    before = _schema()
+    summary = import_roster(write_roster(tmp_path / "r", students=150, seed=9))
+    assert _schema() == before
+    assert summary["links"].created == GuardianStudent.objects.count() > 150
+    # The constraints are live again: a link to nobody is refused.
+    with pytest.raises(Exception, match="foreign key"), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "INSERT INTO portal_guardianstudent (guardian_id, student_id) VALUES ('x', 'y')"
+        )
