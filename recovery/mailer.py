@@ -4,15 +4,17 @@ Opening an SMTP connection (TCP, greeting, EHLO, maybe STARTTLS and AUTH) costs 
 sending a small message over it, for us and for the relay. A Celery worker process therefore
 keeps the default mailer's connection open between emails (`enable_connection_reuse`, called
 from the worker_process_init signal) and drops it after any error or when it has been idle
-longer than a relay would keep it. Everywhere else (web processes, tests) each message opens
-its own connection, as `EmailMessage.send()` does.
+longer than a relay would keep it. Everywhere else (web processes, tests), and with any backend
+but SMTP, each message goes through `EmailMessage.send()` with a connection of its own.
 """
 
 import logging
 import smtplib
 import time
 
+from django.conf import settings
 from django.core.mail import mailers
+from django.core.mail.handler import DEFAULT_MAILER_BACKEND
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ _last_used = 0.0
 
 def send_message(message):
     """Send one EmailMessage; raise whatever the mailer raises."""
-    if not _reuse:
+    if not (_reuse and _default_mailer_is_smtp()):
         message.send()
         return
     reused = _connection is not None and not _idle_too_long()
@@ -70,6 +72,12 @@ def _open_connection():
         _connection = connection
         _mark_used()
     return _connection
+
+
+def _default_mailer_is_smtp():
+    # Only an SMTP connection is worth keeping; a file or memory backend gains nothing from it.
+    backend = settings.MAILERS.get("default", {}).get("BACKEND", DEFAULT_MAILER_BACKEND)
+    return backend == DEFAULT_MAILER_BACKEND
 
 
 def _idle_too_long():
