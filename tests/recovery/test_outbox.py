@@ -6,6 +6,7 @@ The delivery itself (worker, SMTP, SIGKILL, broker outage) is in test_outbox_del
 
 import base64
 import json
+import re
 import smtplib
 import threading
 from datetime import timedelta
@@ -24,11 +25,13 @@ from recovery.emails import (
     UnsafeEmailContext,
     checked_context,
     classify_send_error,
+    deliver_outbound_email,
     queue_email,
     sweep_outbox,
 )
 from recovery.links import absolute_link
-from recovery.models import OutboundEmail
+from recovery.models import IssuedToken, OutboundEmail
+from recovery.rendering import render_outbound_email
 from tests.support.worker import purge_broker
 
 Status = OutboundEmail.Status
@@ -357,3 +360,62 @@ def test_links_are_built_from_the_configured_base_url_only(settings):
 
 def test_the_test_database_is_postgresql():
     assert connection.vendor == "postgresql"
+
+
+# --- rendering and sending in process (Django's locmem mailer; the worker path is the same)
+
+
+def render(kind, *, link=None, language="en", **context):
+    email = OutboundEmail(
+        pk=1,
+        kind=kind,
+        to_address="parent@example.org",
+        token_purpose="reset" if link else "",
+        context=checked_context(context),
+        language=language,
+        created_at=timezone.now(),
+    )
+    return render_outbound_email(email, link=link)
+
+
+def test_the_reset_email_has_one_link_on_a_line_of_its_own_and_says_when_it_expires():
+    link = "https://portal.example.org/help/reset/abc.def/"
+    rendered = render("password_reset", link=link, username="jdoe")
+    assert "\n" not in rendered.subject
+    assert link in rendered.text.splitlines()
+    assert rendered.text.count("http") == 1
+    assert re.findall(r'href="([^"]+)"', rendered.html) == [link]
+    assert "60 minutes" in rendered.text and "60 minutes" in rendered.html
+    assert settings.SUPPORT_CONTACT in rendered.text
+    assert "Did not ask for this?" in rendered.text
+
+
+def test_emails_render_in_the_rows_language_and_escape_context_in_html_only():
+    rendered = render("password_changed", language="es", browser="<b>Firefox</b>")
+    assert '<html lang="es"' in rendered.html
+    assert "&lt;b&gt;Firefox&lt;/b&gt;" in rendered.html
+    assert "<b>Firefox</b>" in rendered.text
+    assert "http" not in rendered.text + rendered.html
+
+
+@pytest.mark.django_db
+def test_an_action_email_for_a_disabled_account_fails_without_minting_a_link(mailoutbox):
+    user = get_user_model().objects.create_user(username="gone", is_active=False)
+    email = make_row(kind="password_reset", user=user, token_purpose="reset")
+    assert deliver_outbound_email(email_id=email.pk).status == "failed"
+    email.refresh_from_db()
+    assert (email.status, email.last_error) == (Status.FAILED, "inactive_user")
+    assert not IssuedToken.objects.filter(user=user).exists()
+    assert mailoutbox == []
+
+
+@pytest.mark.django_db
+def test_delivery_in_process_sends_once_and_a_second_task_is_a_no_op(mailoutbox):
+    user = get_user_model().objects.create_user(username="jdoe")
+    email = make_row(kind="password_reset", user=user, token_purpose="reset")
+    assert deliver_outbound_email(email_id=email.pk).status == "sent"
+    assert deliver_outbound_email(email_id=email.pk).status == "skipped"
+    [message] = mailoutbox
+    assert message.to == ["parent@example.org"]
+    assert [mimetype for _, mimetype in message.alternatives] == ["text/html"]
+    assert IssuedToken.objects.filter(user=user, purpose="reset").count() == 1
