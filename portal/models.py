@@ -128,10 +128,63 @@ class User(AbstractUser):
     recovery_email = models.CharField(max_length=320, blank=True)
     recovery_email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
     recovery_email_verified_at = models.DateTimeField(null=True, blank=True)
+    # Waiting for confirmation from its own mailbox; the verified address stays in force until then.
+    pending_recovery_email = models.CharField(max_length=320, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Set by the nightly job: when the account was made and where its welcome email last went,
+    # so a changed SIS address before activation gets a fresh welcome there.
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+    welcome_sent_to = models.CharField(max_length=320, blank=True)
+    # Disabled because the SIS deactivated or disabled the person (restored with them).
+    disabled_by_sis = models.BooleanField(default=False)
     must_change_password = models.BooleanField(default=False)
+    # Students: still on the district default password (checked against the SIS record at login,
+    # never hashed in bulk); it stops working STUDENT_DEFAULT_PASSWORD_DAYS after this date.
+    default_password_active = models.BooleanField(default=False)
+    default_password_since = models.DateTimeField(null=True, blank=True)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    # Login throttle (SPEC §6.2): consecutive failures give growing, capped delays; at 100 the
+    # account is locked until a reset or a staff unlock.
+    failed_login_count = models.PositiveIntegerField(default=0)
+    last_failed_login_at = models.DateTimeField(null=True, blank=True)
+    login_locked_at = models.DateTimeField(null=True, blank=True)
     language = models.CharField(max_length=8, blank=True)
 
     @property
     def has_self_serve(self):
         return bool(self.recovery_email and self.recovery_email_verified_at)
+
+    @property
+    def is_awaiting_activation(self):
+        return self.role == self.Role.PARENT and self.activated_at is None
+
+
+class ContactChangeRequest(models.Model):
+    """A parent's request to change contact details; staff review it and update the SIS."""
+
+    class Field(models.TextChoices):
+        PHONE = "phone", _("Phone number")
+        EMAIL = "email", _("Email address")
+        OTHER = "other", _("Other details")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for review")
+        APPROVED = "approved", _("Approved: the school will update its records")
+        REJECTED = "rejected", _("Not approved")
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="contact_changes")
+    field = models.CharField(max_length=16, choices=Field.choices)
+    new_value = models.CharField(max_length=2000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decision_reason = models.CharField(max_length=500, blank=True)
+    decided_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_field_display()} change #{self.pk} ({self.status})"
