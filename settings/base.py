@@ -159,9 +159,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # countdown we schedule (a retry waiting for its ETA sits unacked in a worker) and the longest task
 # (an SMTP send, 30 s at most), or Redis would hand out a second copy of a healthy task. Fifteen
 # minutes is above OUTBOX_RETRY_MAX_SECONDS' default; the outbox sweeper finds lost emails well
-# before that anyway (OUTBOX_STALE_SECONDS), so this is only the backstop. A short connect timeout
-# keeps a request's on-commit enqueue from hanging when the broker is down.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900, "socket_connect_timeout": 3}
+# before that anyway (OUTBOX_STALE_SECONDS), so this is only the backstop. Short socket timeouts
+# keep a request's on-commit enqueue from hanging on a broker that is down or gone silent (they
+# stay above the 1 s BRPOP that workers poll with).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 900,
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+}
 # Celery's Django fixup closes the database connection before and after every task unless this
 # is set, which costs a new PostgreSQL connection per email. portal.celery_app instead applies
 # Django's own per-request rule around each task (CONN_MAX_AGE, health checks).

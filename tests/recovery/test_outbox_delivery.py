@@ -243,7 +243,7 @@ def test_a_worker_reuses_its_smtp_connection_and_survives_the_relay_dropping_it(
     assert smtp_server.messages[-1].peer != smtp_server.messages[0].peer
 
 
-def test_a_real_worker_writes_its_heartbeat(start_worker):
+def test_a_real_worker_writes_its_heartbeat_and_consumes_after_idling(start_worker):
     cache.delete(HEARTBEAT_KEY)
     assert seconds_since_heartbeat() is None
     start_worker()
@@ -256,3 +256,6 @@ def test_a_real_worker_writes_its_heartbeat(start_worker):
         message="a second heartbeat",
     )
     assert seconds_since_heartbeat() < HEARTBEAT_INTERVAL_SECONDS
+    # Idle for longer than the broker's socket timeout, it still takes new work.
+    email = queue_email(kind="password_changed", to_address="parent@example.org")
+    wait_for_status(email, Status.SENT)
