@@ -22,7 +22,8 @@ class RowError:
 class KindCounts:
     created: int = 0
     updated: int = 0  # changed, including people who reappear (reactivated)
-    deactivated: int = 0  # active -> inactive (absent from a bulk file, or `tobedeleted`)
+    # active -> inactive (absent from a bulk file, or `tobedeleted`); for links: removed
+    deactivated: int = 0
     unchanged: int = 0
     skipped: int = 0  # rows in error (links: pairs naming no student/guardian we know)
 
