@@ -113,6 +113,8 @@ def create_demo_accounts():
             recovery_email=guardian.email,
             recovery_email_normalised=guardian.email_normalised,
             recovery_email_verified_at=now,
+            provisioned_at=now,
+            welcome_sent_to=guardian.email,
             activated_at=now,
         )
         created.append("parent")
@@ -127,6 +129,7 @@ def create_demo_accounts():
             student=student,
             first_name=student.preferred_given_name or student.given_name,
             last_name=student.family_name,
+            provisioned_at=now,
             activated_at=now,
         )
         created.append("student")
