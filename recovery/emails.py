@@ -22,9 +22,10 @@ Guarantees:
   (the claim lets one through and the row is sent once). A second *send* happens only when a
   worker dies, or stalls past OUTBOX_STALE_SECONDS, after the SMTP server accepted the message
   but before the row was marked sent; the next worker then reclaims the stale row and sends
-  again. Both copies carry the same Message-ID. For an action email the second copy's token
-  supersedes the first (a newer link of a purpose revokes the older), so only the newest link
-  works.
+  again. Claims and sent marks commit without waiting for PostgreSQL's disk flush
+  (recovery.outbox), so a database crash can lose the last of them and cause the same. Both
+  copies carry the same Message-ID. For an action email the second copy's token supersedes the
+  first (a newer link of a purpose revokes the older), so only the newest link works.
 * Never in the outbox, a task or a log line: tokens, passwords, links (the context is checked)
   or, in logs and task arguments, the address.
 """
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 
 from recovery import mailer, outbox
@@ -223,9 +225,12 @@ def classify_send_error(error):
         return "connection_reset", False
     if isinstance(error, smtplib.SMTPException | OSError):
         return type(error).__name__, False
+    if isinstance(error, TemplateDoesNotExist | TemplateSyntaxError):
+        return "template_error", True
     if isinstance(error, ValueError):
-        # Django refuses an address it cannot encode; no retry will change that.
-        return "invalid_address", True
+        # Django refuses an address it cannot encode; no retry will change that, nor any other
+        # bad value. (The message names the address: it is looked at, never kept.)
+        return ("invalid_address" if "address" in str(error) else "ValueError"), True
     return "unexpected", False
 
 

@@ -279,7 +279,9 @@ def test_backoff_doubles_and_is_capped(settings):
         (ConnectionRefusedError(), ("connection_refused", False)),
         (ConnectionResetError(), ("connection_reset", False)),
         (TimeoutError(), ("timeout", False)),
-        (ValueError("Invalid address"), ("invalid_address", True)),
+        (ValueError("Invalid address 'a@'"), ("invalid_address", True)),
+        (TemplateDoesNotExist("recovery/email/x_subject.txt"), ("template_error", True)),
+        (RuntimeError("a bug"), ("unexpected", False)),
     ],
 )
 def test_send_errors_are_classified_without_the_servers_text(error, expected):
