@@ -645,21 +645,24 @@ class PostgresWriter:
         agents = f"btrim(a, {WS})"
         self.execute("DROP TABLE IF EXISTS t_links")
         self.execute(
+            # Each side's own person is known to be stored with its kind (just merged), so a
+            # pair is valid when the agent named is of the other kind.
             f"""CREATE TEMP TABLE t_links ON COMMIT DROP AS
-            SELECT DISTINCT x.s, x.g,
-                (st.sourced_id IS NOT NULL AND gd.sourced_id IS NOT NULL) AS ok
-            FROM (
-                SELECT p.sid AS s, {agents} AS g
-                FROM t_people p CROSS JOIN LATERAL unnest(string_to_array(p.agents, ',')) a
-                WHERE {valid} AND p.kind = 'student'
+            SELECT DISTINCT x.s, x.g, x.ok FROM (
+                SELECT p.sid AS s, a.id AS g, (gd.sourced_id IS NOT NULL) AS ok
+                FROM t_people p
+                CROSS JOIN LATERAL (SELECT {agents} AS id
+                                    FROM unnest(string_to_array(p.agents, ',')) a) a
+                LEFT JOIN portal_guardian gd ON gd.sourced_id = a.id
+                WHERE {valid} AND p.kind = 'student' AND a.id <> ''
                 UNION ALL
-                SELECT {agents}, p.sid
-                FROM t_people p CROSS JOIN LATERAL unnest(string_to_array(p.agents, ',')) a
-                WHERE {valid} AND p.kind = 'guardian'
-            ) x
-            LEFT JOIN portal_student st ON st.sourced_id = x.s
-            LEFT JOIN portal_guardian gd ON gd.sourced_id = x.g
-            WHERE x.s <> '' AND x.g <> ''"""
+                SELECT a.id, p.sid, (st.sourced_id IS NOT NULL)
+                FROM t_people p
+                CROSS JOIN LATERAL (SELECT {agents} AS id
+                                    FROM unnest(string_to_array(p.agents, ',')) a) a
+                LEFT JOIN portal_student st ON st.sourced_id = a.id
+                WHERE {valid} AND p.kind = 'guardian' AND a.id <> ''
+            ) x"""
         )
         self.execute("ANALYZE t_links")
         if self.mode("users") == "bulk":
