@@ -11,6 +11,8 @@ def database_from_url(url, *, conn_max_age=600):
     if config["ENGINE"] == "django.db.backends.postgresql":
         # Server-side cursors break under transaction-pooling proxies; we stream with COPY instead.
         config.setdefault("DISABLE_SERVER_SIDE_CURSORS", True)
+        # A database host that drops packets must fail /healthz quickly, not hang it.
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     return {"default": config}
 
 

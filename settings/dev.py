@@ -41,6 +41,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_out": str(VAR_DIR / "broker" / "queue"),
     "processed_folder": str(VAR_DIR / "broker" / "processed"),
     "store_processed": False,
+    "control_folder": str(VAR_DIR / "broker" / "control"),
 }
 
 MAILERS = {

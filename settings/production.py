@@ -41,6 +41,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 # The scheme of PORTAL_BASE_URL decides: https:// = cookies only over TLS, HSTS, redirect to HTTPS.
 _https = _scheme == "https"
 SECURE_SSL_REDIRECT = _https
+# Load balancers poll /healthz over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$"]
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 if _https:
