@@ -11,7 +11,7 @@ PROD_CHECK_ENV := SECRET_KEY=lint-$$(head -c 32 /dev/urandom | od -An -tx1 | tr 
 .PHONY: help install messages run test bench lint format clean
 
 # Compiled catalogs are committed (make run needs no gettext); rebuilt here when a .po changes.
-MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po)
 
 help:
 	@echo "make install  create .venv and install everything (run/test do it when needed)"
@@ -30,11 +30,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-locale/%.mo: locale/%.po
-	@if command -v msgfmt >/dev/null; then msgfmt --check-format -o $@ $<; \
-	else echo "msgfmt (gettext) not found: using the committed $@"; fi
-
-messages: $(MO_FILES)
+messages:
+	@if command -v msgfmt >/dev/null; then \
+		for po in $(PO_FILES); do msgfmt --check-format -o "$${po%.po}.mo" "$$po" || exit 1; done; \
+	else echo "msgfmt (gettext) not found: using the committed .mo files"; fi
 
 run: install messages
 	$(PY) -m portal.demo
