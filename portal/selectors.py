@@ -1,6 +1,24 @@
-"""Reads for the portal's pages: what the signed-in person may see, and nothing else."""
+"""Reads about portal accounts (writes live in portal.services)."""
 
 from portal.models import ContactChangeRequest, Student, User
+
+
+def notice_address(user):
+    """Where notices about `user`'s account go (password changed...), or "" for nowhere.
+
+    The verified recovery email first (the person's own choice). Else, for a parent, the email
+    the SIS holds for them, but only if no other guardian shares it: a notice must never reach
+    a shared household address (SPEC §6.7), nor tell a co-parent about someone else's account.
+    """
+    if user.recovery_email and user.recovery_email_verified_at:
+        return user.recovery_email
+    guardian = user.guardian if user.role == user.Role.PARENT else None
+    if guardian is not None and guardian.email and not guardian.email_shared:
+        return guardian.email
+    return ""
+
+
+# --- What the signed-in person may see on the portal pages, and nothing else.
 
 
 def linked_children(*, user):
