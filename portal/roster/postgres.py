@@ -75,6 +75,7 @@ class PostgresWriter:
         self.number_field = number_field
         self.active_before = active_before  # "students"/"guardians" -> active before the run
         self.v12 = manifest.version == "1.2"
+        self.listed_stored = {}  # kind -> rows of this file now stored (see deactivate)
         self.restore = None  # set while secondary indexes are dropped for a bulk load
 
     # --- helpers -------------------------------------------------------------------------
@@ -338,6 +339,7 @@ class PostgresWriter:
                   FROM s_demographics s OFFSET 0) x"""
         )
         self.mark_duplicates("t_demo")
+        self.execute("ANALYZE t_demo (sid, error)")
 
     def validate(self):
         if "orgs" in self.files:
@@ -501,6 +503,8 @@ class PostgresWriter:
             SELECT p.sid, {common}, p.enabled, p.role, p.phone, p.sms
             FROM t_people p WHERE {valid} AND p.kind = 'guardian'"""
         )
+        self.execute("ANALYZE t_students (sid)")
+        self.execute("ANALYZE t_guardians (sid)")
 
     def merge_kind(self, kind, table, staged, columns, extra_insert=""):
         counts = self.summary.counts[kind]
@@ -523,11 +527,16 @@ class PostgresWriter:
         )
         listed = self.scalar(f"SELECT count(*) FROM {staged}")
         counts.unchanged = listed - counts.created - counts.updated
+        self.listed_stored[kind] = listed  # after the insert every listed row is stored
 
     def deactivate(self, kind, table, people_kind):
         if not self.active_before[kind]:
             return  # nobody to deactivate (a first import): skip the anti-join
         params = {"ts": self.ts}
+        if self.mode("users") == "bulk" and self.listed_stored[kind] == self.scalar(
+            f"SELECT count(*) FROM {table}"
+        ):
+            return  # every stored row of this kind is in the file: nobody is absent
         if self.mode("users") == "bulk":
             # Listed = a valid row of this kind, or any row in error (skipped, not gone).
             gone = (
