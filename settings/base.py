@@ -78,13 +78,14 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# SPEC §6.3 (portal/password_validation.py): 12+ characters (8 for students below grade 6), at
+# most 128, no composition rules, not common, breached or built from the person's details.
 AUTH_PASSWORD_VALIDATORS = [
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 12},
-    },
+    {"NAME": "portal.password_validation.MinimumLengthValidator"},
+    {"NAME": "portal.password_validation.MaximumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "portal.password_validation.BreachedPasswordValidator"},
+    {"NAME": "portal.password_validation.PersonalInformationValidator"},
 ]
 
 # Languages (SPEC §7): the person's choice, then the browser.
