@@ -19,13 +19,16 @@ Guarantees:
 * At least once: a queued email is delivered unless it fails permanently or runs out of
   attempts (then it is `failed`, with a short error code, and logged).
 * Duplicates are rare and bounded. Redelivered tasks and sweeper re-enqueues are harmless
-  (the claim lets one through and the row is sent once). A second *send* happens only when a
-  worker dies, or stalls past OUTBOX_STALE_SECONDS, after the SMTP server accepted the message
-  but before the row was marked sent; the next worker then reclaims the stale row and sends
-  again. Claims and sent marks commit without waiting for PostgreSQL's disk flush
-  (recovery.outbox), so a database crash can lose the last of them and cause the same. Both
-  copies carry the same Message-ID. For an action email the second copy's token supersedes the
-  first (a newer link of a purpose revokes the older), so only the newest link works.
+  (the claim lets one through and the row is sent once). A queue slower to drain than
+  OUTBOX_STALE_SECONDS (a big nightly bulk batch) does get extra task copies from the sweeper,
+  at most OUTBOX_SWEEP_BATCH per sweep, each costing one no-op UPDATE. A second *send*
+  happens only when a worker dies, or stalls past OUTBOX_STALE_SECONDS, after the SMTP server
+  accepted the message but before the row was marked sent; the next worker then reclaims the
+  stale row and sends again. Claims and sent marks commit without waiting for PostgreSQL's
+  disk flush (recovery.outbox), so a database crash can lose the last of them and cause the
+  same. Both copies carry the same Message-ID. For an action email the second copy's token
+  supersedes the first (a newer link of a purpose revokes the older), so only the newest link
+  works.
 * Never in the outbox, a task or a log line: tokens, passwords, links (the context is checked)
   or, in logs and task arguments, the address.
 """

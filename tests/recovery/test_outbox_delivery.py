@@ -115,6 +115,17 @@ def test_a_notice_carries_no_link(worker_process, smtp_server):
     assert "Nov. 28, 2026, 12:30 p.m." in received.text  # in the district's time zone
 
 
+def test_a_bulk_email_is_delivered_from_its_own_queue(worker_process, smtp_server):
+    email = queue_email(
+        kind="password_changed",
+        to_address="parent@example.org",
+        stream=OutboundEmail.Stream.BULK,
+    )
+    wait_for_status(email, Status.SENT)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["parent@example.org"]]
+    assert "send_bulk_email" in worker_process.log
+
+
 def test_a_worker_killed_mid_batch_loses_nothing(start_worker, smtp_server, settings):
     # A claim older than 2 s belongs to a dead worker (each send takes 0.1 s here).
     settings.OUTBOX_STALE_SECONDS = 2
