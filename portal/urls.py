@@ -16,6 +16,7 @@ urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
     path("portal/", include(portal_patterns)),
+    path("", include("recovery.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("healthz/", health.healthz),
     path("i18n/setlang/", language.set_language, name="set_language"),

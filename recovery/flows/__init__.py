@@ -1,0 +1,1 @@
+"""The recovery journeys' business steps: keyword-only functions, one module per journey."""
