@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from portal.provisioning import provision_accounts
 from portal.roster.importer import import_roster
 from portal.roster.summary import ImportStopped
 
@@ -26,4 +27,7 @@ def nightly_roster():
             return {"import": "failed"}
         for line in summary.lines():
             logger.info("Nightly roster import: %s", line)
+    provisioned = provision_accounts()
+    for line in provisioned.lines():
+        logger.info("Nightly provisioning: %s", line)
     return {"import": "ok" if settings.ROSTER_DROP_PATH else "skipped"}

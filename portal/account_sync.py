@@ -1,0 +1,203 @@
+"""The roster drives accounts (SPEC §4): run inside every roster import's transaction.
+
+`sync_accounts_with_roster` receives portal.roster.signals.roster_imported, so what it changes
+commits or rolls back with the import. After an import:
+
+1. Disable: an active account whose guardian or student is inactive (gone from the SIS) or
+   disabled (enabledUser=false) gets is_active=False and disabled_by_sis=True, and every
+   outstanding link of it is revoked. Its sessions end on their next request: the auth backend
+   refuses inactive users. Welcome emails still queued for it get no link (the outbox refuses
+   to mint one for an inactive user).
+2. Restore: an account that (1) disabled comes back when the SIS lists and enables the person
+   again. Accounts disabled by anyone else stay disabled. Revoked links stay revoked; a parent
+   still waiting to activate gets a fresh welcome (step 1 cleared welcome_sent_to, so step 3
+   sends one).
+3. SIS email changes for parents, where the guardian's email differs (normalised) from the one
+   the account knows:
+   - not yet activated: the old activation link is revoked and, if the new address is usable
+     (not empty, not shared with another guardian), a fresh welcome goes there;
+     User.email and welcome_sent_to follow it. A new address that is empty or shared gets no
+     welcome: the link is revoked, welcome_sent_to is cleared, and the next usable address
+     the SIS sends gets the welcome.
+   - activated (checklist L5): User.email follows the SIS; the recovery email stays the
+     parent's own choice. Outstanding links are revoked, and if the old SIS address was where
+     the account's notices went (no verified recovery email, or the recovery email is that
+     address) and no other guardian now holds it, it gets a `sis_email_changed` notice.
+   Students' User.email follows their SIS email (no notice: students set up Self Serve).
+
+Only people the import created or changed are looked at (their rows carry updated_at ==
+summary.changed_at), so the work is set-based UPDATEs sized by the night's changes, not by the
+district: an unchanged re-import of a million users costs a few index scans.
+"""
+
+import logging
+
+from django.db.models import F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from portal.models import Guardian, Student, User
+from portal.normalisation import normalise_email
+from portal.provisioning import queue_welcome_email
+from recovery.emails import queue_email
+from recovery.models import IssuedToken
+
+logger = logging.getLogger(__name__)
+
+
+def sync_accounts_with_roster(sender, *, summary, **kwargs):
+    """roster_imported receiver: apply the import's changes to accounts (see module doc)."""
+    changed_at = getattr(summary, "changed_at", None)
+    counts = {
+        "disabled": disable_accounts_gone_from_sis(changed_at=changed_at),
+        "restored": restore_accounts_back_in_sis(changed_at=changed_at),
+    }
+    counts.update(follow_sis_email_changes(changed_at=changed_at))
+    if any(counts.values()):
+        logger.info("Roster import, accounts: %s", counts)
+    return counts
+
+
+def _changed(prefix, changed_at):
+    """Accounts whose guardian or student row this import wrote (all of them if unknown)."""
+    if changed_at is None:
+        return Q(**{f"{prefix}__isnull": False})
+    return Q(**{f"{prefix}__updated_at": changed_at})
+
+
+def _person_changed(changed_at):
+    return _changed("guardian", changed_at) | _changed("student", changed_at)
+
+
+def _person_gone():
+    return (
+        Q(guardian__active=False)
+        | Q(guardian__enabled=False)
+        | Q(student__active=False)
+        | Q(student__enabled=False)
+    )
+
+
+def _person_back():
+    return Q(guardian__active=True, guardian__enabled=True) | Q(
+        student__active=True, student__enabled=True
+    )
+
+
+def revoke_outstanding_tokens(*, users, now=None):
+    """Revoke every unused, unrevoked link of the users in `users` (a queryset), in one UPDATE."""
+    return IssuedToken.objects.filter(
+        user__in=users.values("pk"), used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now or timezone.now())
+
+
+def disable_accounts_gone_from_sis(*, changed_at=None):
+    """Disable the active accounts of people the SIS deactivated or disabled; return how many."""
+    targets = User.objects.filter(_person_changed(changed_at), _person_gone(), is_active=True)
+    # Materialised first: once is_active flips, the same filter no longer finds them.
+    ids = list(targets.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    disabled = User.objects.filter(pk__in=ids)
+    revoke_outstanding_tokens(users=disabled)
+    # The welcome's link is dead now: an empty welcome_sent_to makes step 3 send a fresh one
+    # if the SIS restores the parent before they activated.
+    disabled.filter(role=User.Role.PARENT, activated_at__isnull=True).update(welcome_sent_to="")
+    return disabled.update(is_active=False, disabled_by_sis=True)
+
+
+def restore_accounts_back_in_sis(*, changed_at=None):
+    """Re-enable accounts this sync disabled whose person the SIS lists and enables again."""
+    return (
+        User.objects.filter(_person_changed(changed_at), disabled_by_sis=True)
+        .filter(_person_back())
+        .update(is_active=True, disabled_by_sis=False)
+    )
+
+
+def follow_sis_email_changes(*, changed_at=None):
+    """Apply changed SIS emails to parent and student accounts (see module doc, step 3)."""
+    counts = {"welcomes_sent": 0, "welcomes_withheld": 0, "activated_email_changes": 0}
+    counts["student_emails"] = _follow_student_emails(changed_at)
+    # Only rows whose raw address differs can differ normalised: the SQL does the narrowing,
+    # Python decides on the normalised form (NFKC + casefold have no portable SQL spelling).
+    sis_email = F("guardian__email")
+    parents = (
+        User.objects.filter(_changed("guardian", changed_at), role=User.Role.PARENT, is_active=True)
+        .filter(
+            (Q(activated_at__isnull=True) & ~Q(welcome_sent_to=sis_email))
+            | (Q(activated_at__isnull=False) & ~Q(email=sis_email))
+        )
+        .select_related("guardian")
+    )
+    for user in parents:
+        if user.activated_at is None:
+            outcome = _follow_email_before_activation(user)
+        else:
+            outcome = _follow_email_after_activation(user)
+        if outcome:
+            counts[outcome] += 1
+    return counts
+
+
+def _follow_email_before_activation(user):
+    guardian = user.guardian
+    new = guardian.email
+    if normalise_email(new) == normalise_email(user.welcome_sent_to):
+        # Only the spelling changed: the welcome went to the same mailbox. Keep the SIS's form.
+        User.objects.filter(pk=user.pk).update(email=new, welcome_sent_to=new)
+        return None
+    one = User.objects.filter(pk=user.pk)
+    revoke_outstanding_tokens(users=one)
+    if not new or guardian.email_shared:
+        # No address that is the parent's alone: no welcome until the SIS has one. An empty
+        # welcome_sent_to says no link is out, so the next usable address gets a welcome.
+        if user.welcome_sent_to or user.email != new:
+            one.update(email=new, welcome_sent_to="")
+            return "welcomes_withheld"
+        return None
+    one.update(email=new, welcome_sent_to=new)
+    user.email = user.welcome_sent_to = new
+    queue_welcome_email(user=user)
+    return "welcomes_sent"
+
+
+def _follow_email_after_activation(user):
+    old, new = user.email, user.guardian.email
+    one = User.objects.filter(pk=user.pk)
+    one.update(email=new)
+    if normalise_email(new) == normalise_email(old):
+        return None
+    revoke_outstanding_tokens(users=one)
+    if _old_address_got_notices(user, old):
+        queue_email(
+            kind="sis_email_changed",
+            to_address=old,
+            user=user,
+            context={"username": user.get_username()},
+        )
+    return "activated_email_changes"
+
+
+def _old_address_got_notices(user, old):
+    """Was `old` (the previous SIS email) this account's notice address, and only its own?"""
+    old_normal = normalise_email(old)
+    if not old_normal:
+        return False
+    if user.has_self_serve and normalise_email(user.recovery_email) != old_normal:
+        return False  # notices go to the verified recovery email, which did not change
+    # Never to an address another active guardian now has (SPEC §6.7: no shared household
+    # address gets a notice).
+    return not (
+        Guardian.objects.filter(active=True, email_normalised=old_normal)
+        .exclude(pk=user.guardian_id)
+        .exists()
+    )
+
+
+def _follow_student_emails(changed_at):
+    sis_email = Subquery(Student.objects.filter(pk=OuterRef("student_id")).values("email")[:1])
+    return (
+        User.objects.filter(_changed("student", changed_at), role=User.Role.STUDENT)
+        .exclude(email=F("student__email"))
+        .update(email=sis_email)
+    )
