@@ -1,6 +1,8 @@
 """Derive the client address and scheme only from proxies we were told to trust."""
 
 from django.conf import settings
+from django.shortcuts import redirect
+from django.urls import reverse
 
 
 def _hops(value):
@@ -31,3 +33,32 @@ class TrustedProxyMiddleware:
                     max(len(forwarded_proto) - count, 0)
                 ]
         return self.get_response(request)
+
+
+class ForcePasswordChangeMiddleware:
+    """Send a signed-in user who must change their password to the change page, from any URL.
+
+    A student signed in with the district default (SPEC §6.4, checklist K1) may only reach the
+    first-login change page, sign out, switch language and load static files until the new
+    password is set. Placed after AuthenticationMiddleware.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and getattr(user, "must_change_password", False)
+            and not self._allowed(request.path_info)
+        ):
+            return redirect("first_login_change")
+        return self.get_response(request)
+
+    @staticmethod
+    def _allowed(path):
+        allowed = {reverse("first_login_change"), reverse("logout"), reverse("set_language")}
+        static = "/" + settings.STATIC_URL.lstrip("/")
+        return path in allowed or path.startswith(static)

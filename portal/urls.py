@@ -2,7 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import auth, dev_mail, health, home, language
+from portal.views import (
+    auth,
+    dev_mail,
+    first_login,
+    health,
+    home,
+    language,
+    student_code,
+)
 
 portal_patterns = (
     [
@@ -15,6 +23,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home"), name="root"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("login/change-password/", first_login.first_login_change, name="first_login_change"),
+    path("login/code/", student_code.StudentCodeView.as_view(), name="student_code"),
     path("portal/", include(portal_patterns)),
     path("", include("recovery.urls")),
     path("healthz", health.healthz, name="healthz"),

@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
@@ -195,3 +196,61 @@ def _outstanding(*, user, purpose=None):
     if purpose is not None:
         rows = rows.filter(purpose=purpose)
     return rows
+
+
+# --- Staff-issued one-time codes (purpose staff_code) ------------------------------------------
+# A code a person reads off paper and types, not a link: 12 characters of Crockford's base32
+# (no I, L, O or U; 32**12 = 2**60), shown as XXXX-XXXX-XXXX. The ledger row holds only a keyed
+# HMAC of the code bound to the user, so a leaked table can neither be reversed nor replayed
+# against another account. Single use and revocable like links; it lives STAFF_CODE_MAX_AGE.
+
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 12
+_CODE_READS_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def normalise_code(code):
+    """What was typed, as issued: case, spaces and dashes ignored, O read as 0 and I/L as 1."""
+    text = "".join(str(code or "").split()).replace("-", "").upper()
+    return text.translate(_CODE_READS_AS)
+
+
+def _code_hash(user, code):
+    return salted_hmac(
+        "portal.recovery.tokens.staff_code", f"{user.pk}:{code}", algorithm="sha256"
+    ).hexdigest()
+
+
+def mint_code(*, user):
+    """Issue a one-time code for `user` (older outstanding codes die); return it, grouped."""
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    now = timezone.now()
+    purpose = Purpose.STAFF_CODE
+    with transaction.atomic():
+        _outstanding(user=user, purpose=purpose).update(revoked_at=now)
+        IssuedToken.objects.create(
+            user=user,
+            purpose=purpose,
+            token_id_hash=_code_hash(user, code),
+            issued_at=now,
+            expires_at=now + timedelta(seconds=app_settings.token_max_age(purpose)),
+        )
+    return "-".join(code[i : i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def consume_code(*, user, code):
+    """Spend `user`'s code, or raise a TokenError. One conditional UPDATE, as consume()."""
+    code = normalise_code(code)
+    if len(code) != CODE_LENGTH or any(char not in CODE_ALPHABET for char in code):
+        raise TokenInvalid("malformed code")
+    code_hash = _code_hash(user, code)
+    now = timezone.now()
+    rows = IssuedToken.objects.filter(
+        user=user, purpose=Purpose.STAFF_CODE, token_id_hash=code_hash
+    )
+    matched = rows.filter(used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now).update(
+        used_at=now
+    )
+    if not matched:
+        _raise_for_state(rows.first(), now)
+        raise TokenInvalid("not usable")

@@ -41,6 +41,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # A signed-in user who must change their password (a student on the default) sees nothing
+    # else until they have.
+    "portal.middleware.ForcePasswordChangeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -49,6 +52,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 AUTH_USER_MODEL = "portal.User"
+# ModelBackend plus the student default password checked against the SIS record (SPEC §6.4).
+AUTHENTICATION_BACKENDS = ["portal.backends.PortalBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -209,6 +214,20 @@ OUTBOX_RETRY_MAX_SECONDS = env_float("OUTBOX_RETRY_MAX_SECONDS", 600.0)
 OUTBOX_RETRY_MAX_ATTEMPTS = env_int("OUTBOX_RETRY_MAX_ATTEMPTS", 12)
 OUTBOX_SWEEP_BATCH = env_int("OUTBOX_SWEEP_BATCH", 500)
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Login throttle (SPEC §6.2, portal.login_throttle): per account, no delay for the first
+# LOGIN_FREE_FAILURES consecutive failures, then LOGIN_DELAY_BASE seconds doubling up to
+# LOGIN_DELAY_MAX; locked at LOGIN_LOCK_AFTER until a reset or a staff unlock. Failures per
+# client IP, and a stricter limit for every username shaped like a student number.
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5)
+LOGIN_DELAY_BASE = env_int("LOGIN_DELAY_BASE", 60)
+LOGIN_DELAY_MAX = env_int("LOGIN_DELAY_MAX", 15 * 60)
+LOGIN_LOCK_AFTER = env_int("LOGIN_LOCK_AFTER", 100)
+RATELIMIT_LOGIN_PER_IP = env_str("RATELIMIT_LOGIN_PER_IP", "200/15m")
+RATELIMIT_LOGIN_STUDENT_NUMBER = env_str("RATELIMIT_LOGIN_STUDENT_NUMBER", "10/h")
+STUDENT_NUMBER_PATTERN = env_str("STUDENT_NUMBER_PATTERN", r"^\d{5,10}$")
+# The student code page (/login/code/): attempts per client IP and per typed username.
+RATELIMIT_STUDENT_CODE_PER_IP = env_str("RATELIMIT_STUDENT_CODE_PER_IP", "30/h")
+RATELIMIT_STUDENT_CODE_PER_USERNAME = env_str("RATELIMIT_STUDENT_CODE_PER_USERNAME", "5/h")
 
 
 def _nightly(schedule):

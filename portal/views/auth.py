@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 
 from portal.forms import LoginForm
 from portal.views.language import is_offered, set_language_cookie
+from recovery.audit import record_event
 
 
 class LoginView(auth_views.LoginView):
@@ -14,9 +15,18 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def form_valid(self, form):
+        # Django's login() gives the session a new key (no session fixation, checklist I1).
         response = super().form_valid(form)
+        user = form.get_user()
+        record_event(
+            action="login.succeeded",
+            request=self.request,
+            subject=user,
+            identifier=user.get_username(),
+            detail={"forced_change": bool(user.must_change_password)},
+        )
         # The language chosen on the account wins over this browser's (SPEC §7).
-        language = form.get_user().language
+        language = user.language
         if is_offered(language):
             set_language_cookie(response, language)
         return response
