@@ -3,7 +3,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from portal.views import (
+    account,
     auth,
+    contact_changes,
     dev_mail,
     first_login,
     health,
@@ -15,6 +17,12 @@ from portal.views import (
 portal_patterns = (
     [
         path("", home.home, name="home"),
+        path("account/", account.AccountView.as_view(), name="account"),
+        path(
+            "contact-changes/",
+            contact_changes.ContactChangesView.as_view(),
+            name="contact_changes",
+        ),
     ],
     "portal",
 )

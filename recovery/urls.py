@@ -3,7 +3,7 @@
 from django.urls import path
 
 from recovery.landing import TokenLandingView
-from recovery.views import activation
+from recovery.views import activation, self_serve
 
 app_name = "recovery"
 
@@ -21,5 +21,16 @@ urlpatterns = [
             purpose="activation", redirect_url_name="recovery:activation_set_password"
         ),
         name="activation",
+    ),
+    # Self Serve: confirming a recovery email (the link in the confirmation email).
+    path(
+        "portal/account/confirm-email/",
+        self_serve.ConfirmEmailView.as_view(),
+        name="self_serve_confirm_email",
+    ),
+    path(
+        "portal/account/confirm-email/<str:token>/",
+        self_serve.ConfirmEmailLandingView.as_view(),
+        name="self_serve_confirm_email_landing",
     ),
 ]

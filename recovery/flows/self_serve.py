@@ -1,0 +1,140 @@
+"""Self Serve set-up: a signed-in person adds or changes their recovery email (SPEC §2.2).
+
+    request_recovery_email_change(user=request.user, new_email="a@example.org", request=request)
+    user = confirm_recovery_email(token=token, request=request)   # the POST behind the link
+
+The new address is only pending until a link sent to it is used (checklist M2): the verified
+address stays in force, and is told of the request (M4). The link is single-use, lives
+EMAIL_CONFIRM_TOKEN_MAX_AGE, and confirms only the newest request (M3): a new request revokes
+the earlier links at once and withdraws any confirmation email not yet sent, so no live link
+can ever confirm an address other than the pending one. Confirming revokes every other
+outstanding link of the account (an email change revokes links, SPEC §5) and tells the old
+address. Opening the link changes nothing; only the POST does (mail scanners open links).
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.models import User
+from portal.normalisation import normalise_email
+from portal.selectors import notice_address
+from recovery import tokens
+from recovery.audit import record_event
+from recovery.emails import queue_email
+from recovery.models import OutboundEmail
+
+PURPOSE = tokens.Purpose.EMAIL_CONFIRM
+CONFIRM_KIND = "recovery_email_confirm"
+REQUESTED_NOTICE_KIND = "recovery_email_change_requested"
+CHANGED_NOTICE_KIND = "recovery_email_changed"
+
+
+class SelfServeNotAvailable(Exception):
+    """This account cannot have a recovery email (staff, or disabled)."""
+
+
+def can_set_up_self_serve(user):
+    # Staff are reset by a supervisor and disabled accounts get no recovery mail (SPEC §6.6).
+    return user.is_active and user.role in (User.Role.PARENT, User.Role.STUDENT)
+
+
+def mask_address(address):
+    """'r•••@example.org': enough for the owner to recognise, not to read off a screen."""
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return "•••"
+    return f"{local[0]}•••@{domain}"
+
+
+def request_recovery_email_change(*, user, new_email, request):
+    """Make `new_email` the pending recovery address and send it a confirmation link.
+
+    The caller has re-authenticated the person (current password) and validated the address.
+    """
+    if not can_set_up_self_serve(user):
+        raise SelfServeNotAvailable
+    new_email = new_email.strip()
+    with transaction.atomic():
+        # One request at a time per account: the pending address and the live link agree.
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        old_address = notice_address(locked)
+        tokens.revoke_tokens(user=locked, purpose=PURPOSE)
+        withdrawn = OutboundEmail.objects.filter(
+            user=locked, kind=CONFIRM_KIND, status=OutboundEmail.Status.QUEUED
+        ).update(status=OutboundEmail.Status.FAILED, last_error="superseded")
+        user.pending_recovery_email = new_email
+        User.objects.filter(pk=user.pk).update(pending_recovery_email=new_email)
+        queue_email(kind=CONFIRM_KIND, to_address=new_email, user=user, token_purpose=PURPOSE)
+        notify = bool(old_address) and normalise_email(old_address) != normalise_email(new_email)
+        if notify:
+            queue_email(
+                kind=REQUESTED_NOTICE_KIND,
+                to_address=old_address,
+                user=user,
+                context={"requested_at": timezone.now(), "new_address": mask_address(new_email)},
+            )
+        record_event(
+            action="self_serve.recovery_email_requested",
+            request=request,
+            subject=user,
+            identifier=new_email,
+            detail={"old_address_told": notify, "earlier_emails_withdrawn": withdrawn},
+        )
+
+
+def confirm_recovery_email(*, token, request):
+    """Spend a confirmation link: the pending address becomes the verified recovery email.
+
+    Returns the user; raises tokens.TokenError (nothing changed, nothing spent) when the link
+    is invalid, expired, used or revoked, or the account can no longer have one.
+    """
+    try:
+        with transaction.atomic():
+            user = tokens.consume(token, purpose=PURPOSE)
+            user = User.objects.select_for_update().get(pk=user.pk)
+            if not can_set_up_self_serve(user) or not user.pending_recovery_email:
+                raise tokens.TokenInvalid("nothing to confirm")
+            old_address = notice_address(user)
+            new_address = user.pending_recovery_email
+            now = timezone.now()
+            user.recovery_email = new_address
+            user.recovery_email_normalised = normalise_email(new_address)
+            user.recovery_email_verified_at = now
+            user.pending_recovery_email = ""
+            user.save(
+                update_fields=[
+                    "recovery_email",
+                    "recovery_email_normalised",
+                    "recovery_email_verified_at",
+                    "pending_recovery_email",
+                ]
+            )
+            # Reset and activation links sent to the old address die with the change.
+            tokens.revoke_tokens(user=user)
+            notify = bool(old_address) and (
+                normalise_email(old_address) != user.recovery_email_normalised
+            )
+            if notify:
+                queue_email(
+                    kind=CHANGED_NOTICE_KIND,
+                    to_address=old_address,
+                    user=user,
+                    context={"changed_at": now, "new_address": mask_address(new_address)},
+                )
+            record_event(
+                action="self_serve.recovery_email_confirmed",
+                request=request,
+                actor=user,
+                subject=user,
+                identifier=new_address,
+                detail={"old_address_told": notify},
+            )
+    except tokens.TokenError as error:
+        # After the rollback, so the refusal is recorded (checklist Q: failed uses are audited).
+        record_event(
+            action="self_serve.recovery_email_refused",
+            request=request,
+            detail={"reason": type(error).__name__},
+        )
+        raise
+    return user
