@@ -16,7 +16,7 @@ def families(db):
 
 
 def test_a_parent_sees_their_active_children_and_own_contact_details(client, families):
-    mine, theirs = families
+    mine, _theirs = families
     client.force_login(mine.user)
     response = client.get("/portal/")
     assert response.status_code == 200
