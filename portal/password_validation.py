@@ -255,7 +255,8 @@ def student_default_password(student):
     if student is None or not student.birth_date:
         return ""
     initials = "".join(
-        ascii_fold(fold(name).strip()[:1]) for name in (student.given_name, student.family_name)
+        ascii_fold(unicodedata.normalize("NFKC", name or "").strip()[:1]).upper()
+        for name in (student.given_name, student.family_name)
     )
     return initials + student.birth_date.strftime("%m%d%y")
 

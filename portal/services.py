@@ -57,6 +57,12 @@ def user_set_password(*, user, password, request=None, reason="changed"):
     """
     if reason not in PASSWORD_CHANGE_REASONS:
         raise ValueError(f"unknown password change reason {reason!r}")
+    # Decide before the hash changes: request.user is lazy, and read after the change it would
+    # fail Django's session-hash check and sign this request out too.
+    request_user = getattr(request, "user", None)
+    own_request = bool(
+        request_user is not None and request_user.is_authenticated and request_user.pk == user.pk
+    )
     now = timezone.now()
     with transaction.atomic():
         user.set_password(normalise_password(password))
@@ -92,8 +98,7 @@ def user_set_password(*, user, password, request=None, reason="changed"):
             detail={"notice_sent": bool(address)},
         )
         transaction.on_commit(lambda: _clear_login_throttle(user))
-    request_user = getattr(request, "user", None)
-    if request_user is not None and request_user.is_authenticated and request_user.pk == user.pk:
+    if own_request:
         update_session_auth_hash(request, user)
 
 
