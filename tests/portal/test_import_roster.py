@@ -467,3 +467,27 @@ def test_a_big_first_import_rebuilds_every_index_and_constraint_it_set_aside(tmp
         cursor.execute(
             "INSERT INTO portal_guardianstudent (guardian_id, student_id) VALUES ('x', 'y')"
         )
+
+
+def test_1_2_role_rows_in_error_and_users_without_a_role_are_reported(tmp_path):
+    folder = write_roster(tmp_path / "r", students=200, seed=10, version="1.2")
+    roles = folder / "roles.csv"
+    role_lines = roles.read_text(encoding="utf-8").splitlines()
+    roles.write_text(
+        "\n".join([*role_lines, "role-x,,,stu-00000001,primary,headmaster,,,org-school-001,"])
+        + "\n",
+        encoding="utf-8",
+    )
+    users = folder / "users.csv"
+    user_lines = users.read_text(encoding="utf-8-sig").splitlines()
+    orphan = ["stu-orphan", "", "", "true", "9", "", "Al", "Bo", "", "9"] + [""] * 13 + ["x"]
+    users.write_text("\n".join([*user_lines, ",".join(orphan)]) + "\n", encoding="utf-8")
+
+    summary = import_roster(folder)
+
+    assert [str(e) for e in summary.errors] == [
+        f"roles.csv, line {len(role_lines) + 1}: unknown role",
+        f"users.csv, line {len(user_lines) + 1}: no role for this user (roles.csv)",
+    ]
+    assert Student.objects.get(pk="stu-00000001").active  # its valid student role still counts
+    assert not Student.objects.filter(pk="stu-orphan").exists()
