@@ -84,7 +84,8 @@ def student_number_rate():
 
 def is_student_number_shaped(username):
     pattern = _setting("STUDENT_NUMBER_PATTERN", r"^\d{5,10}$")
-    return bool(re.fullmatch(pattern, ratelimit.normalise_identifier(username)))
+    # Matched on the normalised name (as the counters are keyed), ignoring case.
+    return bool(re.fullmatch(pattern, ratelimit.normalise_identifier(username), re.IGNORECASE))
 
 
 def delay_after(failures):
