@@ -18,7 +18,7 @@ from portal.roster import rules
 from portal.roster.importer import check_row_errors
 from portal.roster.summary import RowError
 
-WS = rules.ASCII_WHITESPACE
+WS = rules.FIELD_WHITESPACE
 BIRTH = re.compile(rules.BIRTH_DATE_PATTERN)
 PERSON_FIELDS = [f for f, _, _ in rules.PERSON_LENGTHS] + ["email_normalised", "enabled"]
 STUDENT_FIELDS = [*PERSON_FIELDS, "student_number", "birth_date", "grade", "school_id"]

@@ -53,7 +53,8 @@ def lit(value):
 
 
 def trim(expr):
-    return f"btrim({expr}, {WS})"
+    """Spaces only (rules.FIELD_WHITESPACE); emails are trimmed with WS instead."""
+    return f"btrim({expr})"
 
 
 def in_list(values):
@@ -220,7 +221,7 @@ class PostgresWriter:
     def validate_users(self):
         f = "users"
         guardian_roles = in_list(rules.GUARDIAN_ROLES)
-        email = self.col(f, "email")
+        email = f"btrim({self.raw(f, 'email')}, {WS})"  # as str.strip() for ASCII
         joins = ""
         if self.v12:
             roles_sent = self.mode("roles") != "absent"
@@ -283,7 +284,9 @@ class PostgresWriter:
                 {_scoped(student, "student")}
                 {_scoped(guardian, "guardian")}
             END AS error
-            FROM (SELECT x.*, {kind} AS kind, {role} AS role, {student_school} AS student_orgs
+            FROM (SELECT x.*, {kind} AS kind,
+                    CASE WHEN x.email_raw IS NULL THEN lower(x.email COLLATE "C")
+                    END AS email_normalised, {role} AS role, {student_school} AS student_orgs
                   FROM (SELECT s.line, {self.col(f, "sourcedId")} AS sid,
                         {self.status_expr(f)} AS del,
                         {self.col(f, "role") if not self.v12 else "''"} AS role_raw,
@@ -296,9 +299,6 @@ class PostgresWriter:
                         {self.col(f, "preferredGivenName")} AS preferred_given_name,
                         {self.col(f, "username")} AS username,
                         {email} AS email,
-                        CASE WHEN octet_length({self.raw(f, "email")})
-                                  = char_length({self.raw(f, "email")})
-                             THEN lower({email} COLLATE "C") END AS email_normalised,
                         CASE WHEN octet_length({self.raw(f, "email")})
                                   <> char_length({self.raw(f, "email")})
                              THEN {self.raw(f, "email")} END AS email_raw,
@@ -479,8 +479,8 @@ class PostgresWriter:
             school = (
                 "CASE WHEN strpos(p.org_ids, ',') = 0 THEN so.sourced_id ELSE "
                 "(SELECT o.sourced_id FROM unnest(string_to_array(p.org_ids, ',')) "
-                f"WITH ORDINALITY AS x(id, n) JOIN portal_organisation o "
-                f"ON o.sourced_id = btrim(x.id, {WS}) AND o.type = 'school' ORDER BY x.n LIMIT 1)"
+                "WITH ORDINALITY AS x(id, n) JOIN portal_organisation o "
+                "ON o.sourced_id = btrim(x.id) AND o.type = 'school' ORDER BY x.n LIMIT 1)"
                 " END"
             )
             joins += (
@@ -651,7 +651,7 @@ class PostgresWriter:
             return
         counts = self.summary.counts["links"]
         valid = "p.error IS NULL AND NOT p.del AND p.agents <> ''"
-        agents = f"btrim(a, {WS})"
+        agents = "btrim(a)"
         self.execute("DROP TABLE IF EXISTS t_links")
         self.execute(
             # Each side's own person is known to be stored with its kind (just merged), so a
