@@ -463,3 +463,33 @@ def test_a_student_account_is_not_activated_by_a_parent_link_shape(db):
     user.refresh_from_db()
     assert user.recovery_email == ""
     assert user.recovery_email_verified_at is None
+
+
+# --- every activation page is a proper page (languages, landmarks, no inline code) ---------------
+
+
+@pytest.mark.parametrize("language", ["en", "es", "vi"])
+def test_the_activation_pages_are_translated_accessible_and_self_contained(parent, language):
+    from tests.portal.test_pages import is_local, parse
+
+    client = Client(headers={"accept-language": language})
+    land(client, tokens.mint(user=parent, purpose="activation"))
+    pages = [
+        client.get(SET_PASSWORD),
+        activate(client, "short", "other"),  # with errors
+        client.get(DONE),
+        Client(headers={"accept-language": language}).get(SET_PASSWORD),  # the invalid page
+    ]
+    for response in pages:
+        html = response.content.decode()
+        page = parse(response)
+        assert page.html_lang == language
+        assert {"header", "main", "footer"} <= page.landmarks
+        assert not page.inline_script and not page.inline_style and not page.handlers
+        assert all(is_local(url) for _tag, _name, url in page.urls)
+        assert "<h1>" in html
+        for described_by in re.findall(r'aria-describedby="([^"]+)"', html):
+            assert set(described_by.split()) <= page.ids, described_by
+        if language != "en":
+            for english in ("Activate your account", "Your account is active", INVALID_HEADING):
+                assert english not in html
