@@ -7,6 +7,7 @@ Every change that matters asks for the current password first (checklist G7, M1)
 """
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
@@ -59,9 +60,9 @@ class AccountView(View):
         form = AccountPasswordChangeForm(request.user, request.POST)
         if not form.is_valid():
             return self.render_page(password_form=form, status=400)
-        user_set_password(
-            user=request.user, password=form.cleaned_data["new_password1"], request=request
-        )
+        # The concrete row, not request.user's lazy wrapper: services may use type(user).
+        user = get_user_model().objects.get(pk=request.user.pk)
+        user_set_password(user=user, password=form.cleaned_data["new_password1"], request=request)
         messages.success(
             request, _("Your password was changed. You were signed out everywhere else.")
         )
