@@ -249,3 +249,19 @@ def test_the_notice_is_delivered_once_without_password_or_link(worker_process, s
         assert not re.search(r"https?://", part)  # a notice performs nothing
         assert "href" not in part
     assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.django_db
+def test_the_login_throttles_own_clearing_runs_once_committed(django_capture_on_commit_callbacks):
+    user = make_parent(recovery_email="")
+    Guardian.objects.filter(pk=user.guardian_id).update(email_shared=True)  # no notice: no task
+    User.objects.filter(pk=user.pk).update(
+        failed_login_count=7, last_failed_login_at=timezone.now()
+    )
+    user.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        user_set_password(user=user, password=NEW, reason="reset")
+    user.refresh_from_db()
+    # Only portal.login_throttle.clear_account forgets the last failure's time.
+    assert user.last_failed_login_at is None
+    assert user.failed_login_count == 0
