@@ -8,6 +8,7 @@ from django.conf import settings
 from portal.provisioning import provision_accounts
 from portal.roster.importer import import_roster
 from portal.roster.summary import ImportStopped
+from recovery.emails import deliver_outbound_email
 
 logger = logging.getLogger(__name__)
 
@@ -31,3 +32,14 @@ def nightly_roster():
     for line in provisioned.lines():
         logger.info("Nightly provisioning: %s", line)
     return {"import": "ok" if settings.ROSTER_DROP_PATH else "skipped"}
+
+
+@shared_task(name="portal.tasks.send_bulk_emails", ignore_result=True)
+def send_bulk_emails(email_ids):
+    """Deliver a chunk of bulk outbox rows (a night's welcome emails), one after the other.
+
+    Published on the `bulk_email` queue by portal.provisioning. Each row goes through the
+    outbox's own claim, so a redelivered chunk or a sweeper copy sends nothing twice.
+    """
+    for email_id in email_ids:
+        deliver_outbound_email(email_id=email_id)

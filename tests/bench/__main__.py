@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["import", "email"]
+BENCHMARKS = ["import", "provisioning", "email"]
 BENCH_DB = "portal_help_bench"
 
 

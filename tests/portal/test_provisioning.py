@@ -251,3 +251,40 @@ def test_username_helpers():
     allocator = UsernameAllocator()
     allocator.load(["x.y"])
     assert [allocator.allocate("x.y") for _ in range(3)] == ["x.y", "x.y2", "x.y3"]
+
+
+def _accounts():
+    return sorted(
+        User.objects.values_list(
+            "username", "role", "guardian_id", "student_id", "email", "welcome_sent_to",
+            "first_name", "last_name", "is_active", "must_change_password",
+            "default_password_active",
+        )
+    )  # fmt: skip
+
+
+def _welcomes():
+    return sorted(
+        OutboundEmail.objects.values_list(
+            "kind", "to_address", "user__username", "token_purpose", "context", "language",
+            "stream", "status", "attempts",
+        )
+    )  # fmt: skip
+
+
+def test_the_sql_and_orm_write_paths_give_the_same_accounts_and_emails(tmp_path):
+    User.objects.create_user("100002", role=User.Role.STAFF)  # one student number taken
+    import_district(tmp_path)
+    by_sql = provision_accounts(writer="postgres")
+    accounts, welcomes = _accounts(), _welcomes()
+    passwords = list(User.objects.exclude(role=User.Role.STAFF).values_list("password", flat=True))
+    User.objects.exclude(role=User.Role.STAFF).delete()
+    OutboundEmail.objects.all().delete()
+    by_orm = provision_accounts(writer="plain")
+    assert _accounts() == accounts
+    assert _welcomes() == welcomes
+    assert by_orm.as_dict() == by_sql.as_dict()
+    assert by_sql.students_number_taken == 1
+    # Unusable, distinct per account, and no hasher's format: nothing was hashed.
+    assert all(p.startswith("!") and len(p) == 41 for p in passwords)
+    assert len(set(passwords)) == len(passwords)
