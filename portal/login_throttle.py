@@ -258,7 +258,9 @@ def record_failure(*, request, username, user):
 
 def record_success(*, request, username, user):
     """A successful sign-in ends the run of failures for this account (and its name)."""
-    clear_account(user, username=username)
+    if user.failed_login_count or user.last_failed_login_at or is_student_number_shaped(username):
+        # (The common case, nothing to forget, costs no write.)
+        clear_account(user, username=username)
 
 
 def clear_account(user, *, username=None):
