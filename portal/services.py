@@ -4,6 +4,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.db import transaction
 from django.utils import timezone
 
+from portal.login_throttle import clear_account
 from portal.passwords import normalise_password
 from portal.selectors import notice_address
 from recovery.audit import record_event
@@ -97,15 +98,7 @@ def user_set_password(*, user, password, request=None, reason="changed"):
             subject=user,
             detail={"notice_sent": bool(address)},
         )
-        transaction.on_commit(lambda: _clear_login_throttle(user))
+        # The throttle's own clearing (its Redis counters too) once the new password is in force.
+        transaction.on_commit(lambda: clear_account(user))
     if own_request:
         update_session_auth_hash(request, user)
-
-
-def _clear_login_throttle(user):
-    # The Redis side of the login throttle (helper module of the login journey), when present.
-    try:
-        from portal.login_throttle import clear_account
-    except ImportError:
-        return
-    clear_account(user)
