@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
@@ -19,6 +20,12 @@ from recovery.models import AuditEvent, IssuedToken, OutboundEmail
 from tests.portal.family_helpers import make_family
 
 CONFIRM_PAGE = "/portal/account/confirm-email/"
+
+
+@pytest.fixture(autouse=True)
+def generous_landing_limit(settings):  # pytest-django's fixture, shadowing the module here
+    # These tests open many links from one address within a minute; the limit has its own tests.
+    settings.RATELIMIT_LANDING_PER_IP = "1000/m"
 
 
 def landing(token):
@@ -120,7 +127,7 @@ def test_a_link_confirms_only_the_address_pending_for_its_own_account(user):
     assert reload(other).pending_recovery_email == "okonkwo.new@example.org"
 
 
-def test_an_expired_link_gets_a_clear_page(user, settings):
+def test_an_expired_link_gets_a_clear_page(user):
     link = requested(user)
     later = time.time() + settings.EMAIL_CONFIRM_TOKEN_MAX_AGE + 60
     with time_machine.travel(later, tick=False):
@@ -171,3 +178,29 @@ def test_a_disabled_account_cannot_confirm(user):
         confirm_recovery_email(token=link, request=None)
     assert IssuedToken.objects.get(purpose="email_confirm", revoked_at__isnull=True).used_at is None
     assert reload(user).recovery_email == "rosa.old@example.org"
+
+
+@pytest.mark.parametrize(
+    ("language", "word"), [("en", "link"), ("es", "enlace"), ("vi", "liên kết")]
+)
+def test_the_emails_render_in_the_persons_language(user, language, word):
+    from recovery.rendering import render_outbound_email
+
+    user.language = language
+    user.save()
+    request_recovery_email_change(user=user, new_email="Rosa.New@Example.org", request=None)
+    link = "https://portal.example.org/portal/account/confirm-email/abc.def.ghi/"
+    confirm = OutboundEmail.objects.get(kind="recovery_email_confirm")
+    rendered = render_outbound_email(confirm, link=link)
+    assert rendered.text.count(link) == 1 and f"\n\n{link}\n\n" in rendered.text
+    assert rendered.html.count("href=") == 1
+    assert word in rendered.text and "24" in rendered.text
+    assert "Nguyen" not in rendered.subject
+    notices = [OutboundEmail.objects.get(kind="recovery_email_change_requested")]
+    confirm_recovery_email(token=tokens.mint(user=user, purpose="email_confirm"), request=None)
+    notices.append(OutboundEmail.objects.get(kind="recovery_email_changed"))
+    for notice in notices:
+        rendered = render_outbound_email(notice)
+        assert "://" not in rendered.text and "href=" not in rendered.html
+        assert "R•••@Example.org" in rendered.text
+        assert settings.SUPPORT_CONTACT in rendered.text
