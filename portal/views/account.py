@@ -22,10 +22,12 @@ from portal.services import user_set_password
 from portal.views.language import remember_language, set_language_cookie
 from recovery.flows.self_serve import (
     PURPOSE,
+    TooManyConfirmationEmails,
     can_set_up_self_serve,
     request_recovery_email_change,
 )
 from recovery.links import link_max_age_seconds
+from recovery.ratelimit import retry_after_message
 
 FORMS = ("password", "recovery_email", "language")
 
@@ -75,7 +77,15 @@ class AccountView(View):
         if not form.is_valid():
             return self.render_page(recovery_email_form=form, status=400)
         address = form.cleaned_data["recovery_email"]
-        request_recovery_email_change(user=request.user, new_email=address, request=request)
+        try:
+            request_recovery_email_change(user=request.user, new_email=address, request=request)
+        except TooManyConfirmationEmails as limited:
+            form.add_error(
+                None,
+                _("Too many confirmation emails were asked for. %(retry)s")
+                % {"retry": retry_after_message(limited.retry_after)},
+            )
+            return self.render_page(recovery_email_form=form, status=429)
         hours = max(1, link_max_age_seconds(purpose=PURPOSE) // 3600)
         messages.success(
             request,

@@ -18,7 +18,8 @@ from django.utils import timezone
 from portal.models import User
 from portal.normalisation import normalise_email
 from portal.selectors import notice_address
-from recovery import tokens
+from recovery import ratelimit, tokens
+from recovery.app_settings import app_settings
 from recovery.audit import record_event
 from recovery.emails import queue_email
 from recovery.models import OutboundEmail
@@ -31,6 +32,14 @@ CHANGED_NOTICE_KIND = "recovery_email_changed"
 
 class SelfServeNotAvailable(Exception):
     """This account cannot have a recovery email (staff, or disabled)."""
+
+
+class TooManyConfirmationEmails(Exception):
+    """Past the per-account or per-address limit; `retry_after` seconds until the next try."""
+
+    def __init__(self, retry_after):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 def can_set_up_self_serve(user):
@@ -50,10 +59,13 @@ def request_recovery_email_change(*, user, new_email, request):
     """Make `new_email` the pending recovery address and send it a confirmation link.
 
     The caller has re-authenticated the person (current password) and validated the address.
+    Raises TooManyConfirmationEmails past the limits: an account may not turn the portal into
+    a way to flood someone's inbox (checklist B1).
     """
     if not can_set_up_self_serve(user):
         raise SelfServeNotAvailable
     new_email = new_email.strip()
+    _count_request(user=user, new_email=new_email)
     with transaction.atomic():
         # One request at a time per account: the pending address and the live link agree.
         locked = User.objects.select_for_update().get(pk=user.pk)
@@ -80,6 +92,21 @@ def request_recovery_email_change(*, user, new_email, request):
             identifier=new_email,
             detail={"old_address_told": notify, "earlier_emails_withdrawn": withdrawn},
         )
+
+
+def _count_request(*, user, new_email):
+    limits = (
+        (
+            "self_serve.recovery_email.account",
+            str(user.pk),
+            app_settings.RATELIMIT_RESET_PER_IDENTIFIER,
+        ),
+        ("self_serve.recovery_email.address", new_email, app_settings.RATELIMIT_EMAIL_PER_ADDRESS),
+    )
+    for action, key, rate in limits:
+        decision = ratelimit.hit(action=action, key=key, rate=rate)
+        if not decision.allowed:
+            raise TooManyConfirmationEmails(decision.retry_after)
 
 
 def confirm_recovery_email(*, token, request):

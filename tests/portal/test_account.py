@@ -30,6 +30,12 @@ def family(db):
     ratelimit.reset(action=REAUTH_FAILURE_ACTION, key=str(user.pk), rate=REAUTH_FAILURE_RATE)
 
 
+@pytest.fixture(autouse=True)
+def generous_request_limits(settings):  # the limits have their own test below
+    settings.RATELIMIT_RESET_PER_IDENTIFIER = "1000/h"
+    settings.RATELIMIT_EMAIL_PER_ADDRESS = "1000/h"
+
+
 @pytest.fixture
 def signed_in(client, family):
     client.force_login(family.user)
@@ -206,6 +212,26 @@ def test_a_second_request_revokes_the_first_link_at_once(signed_in, family):
     assert (first.status, first.last_error) == ("failed", "superseded")
     assert second.status == "queued" and second.to_address == "second@example.org"
     assert reload(family.user).pending_recovery_email == "second@example.org"
+
+
+def test_confirmation_emails_are_limited_per_address_and_per_account(signed_in, family, settings):
+    settings.RATELIMIT_RESET_PER_IDENTIFIER = "5/h"
+    settings.RATELIMIT_EMAIL_PER_ADDRESS = "3/h"
+    account_key = ("self_serve.recovery_email.account", str(family.user.pk), "5/h")
+    addresses = [f"target{n}@example.org" for n in range(3)]
+    for action, key, rate in [account_key] + [
+        ("self_serve.recovery_email.address", address, "3/h") for address in addresses
+    ]:
+        ratelimit.reset(action=action, key=key, rate=rate)
+
+    for _ in range(3):
+        assert recovery_email_post(signed_in, email=addresses[0]).status_code == 302
+    response = recovery_email_post(signed_in, email=addresses[0].upper())  # the same inbox
+    assert response.status_code == 429
+    assert "Please try again in" in response.content.decode()
+    assert recovery_email_post(signed_in, email=addresses[1]).status_code == 302
+    assert recovery_email_post(signed_in, email=addresses[2]).status_code == 429  # 6th: account
+    assert OutboundEmail.objects.filter(kind="recovery_email_confirm").count() == 4
 
 
 def test_staff_accounts_get_no_recovery_email(client, db):

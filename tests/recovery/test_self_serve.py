@@ -28,6 +28,12 @@ def generous_landing_limit(settings):  # pytest-django's fixture, shadowing the 
     settings.RATELIMIT_LANDING_PER_IP = "1000/m"
 
 
+@pytest.fixture(autouse=True)
+def generous_request_limits(settings):  # the limits on asking for a link have their own test
+    settings.RATELIMIT_RESET_PER_IDENTIFIER = "1000/h"
+    settings.RATELIMIT_EMAIL_PER_ADDRESS = "1000/h"
+
+
 def landing(token):
     return f"/portal/account/confirm-email/{token}/"
 
