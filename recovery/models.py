@@ -108,3 +108,32 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class HelpRequest(models.Model):
+    """One Help form submission, written in the request so the page can do constant work.
+
+    The worker resolves it (looks the account up, sends what is due) and then blanks what was
+    typed: only its keyed hash stays, for correlation with the audit trail.
+    """
+
+    class Kind(models.TextChoices):
+        FORGOT_PASSWORD = "forgot_password", _("Forgot password")
+        FORGOT_USERNAME = "forgot_username", _("Forgot username")
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    identifier = models.CharField(max_length=320, blank=True)  # as typed; blanked once resolved
+    identifier_hash = models.CharField(max_length=64, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # For staff and the audit trail only, never for the person asking.
+    outcome = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["resolved_at", "created_at"], name="help_unresolved")]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk}"
