@@ -74,24 +74,25 @@ def request_recovery_email_change(*, user, new_email, request):
         withdrawn = OutboundEmail.objects.filter(
             user=locked, kind=CONFIRM_KIND, status=OutboundEmail.Status.QUEUED
         ).update(status=OutboundEmail.Status.FAILED, last_error="superseded")
-        user.pending_recovery_email = new_email
-        User.objects.filter(pk=user.pk).update(pending_recovery_email=new_email)
-        queue_email(kind=CONFIRM_KIND, to_address=new_email, user=user, token_purpose=PURPOSE)
+        locked.pending_recovery_email = new_email
+        locked.save(update_fields=["pending_recovery_email"])
+        queue_email(kind=CONFIRM_KIND, to_address=new_email, user=locked, token_purpose=PURPOSE)
         notify = bool(old_address) and normalise_email(old_address) != normalise_email(new_email)
         if notify:
             queue_email(
                 kind=REQUESTED_NOTICE_KIND,
                 to_address=old_address,
-                user=user,
+                user=locked,
                 context={"requested_at": timezone.now(), "new_address": mask_address(new_email)},
             )
         record_event(
             action="self_serve.recovery_email_requested",
             request=request,
-            subject=user,
+            subject=locked,
             identifier=new_email,
             detail={"old_address_told": notify, "earlier_emails_withdrawn": withdrawn},
         )
+    user.pending_recovery_email = new_email  # the caller's copy agrees with the row
 
 
 def _count_request(*, user, new_email):
