@@ -5,11 +5,15 @@
 
 The new address is only pending until a link sent to it is used (checklist M2): the verified
 address stays in force, and is told of the request (M4). The link is single-use, lives
-EMAIL_CONFIRM_TOKEN_MAX_AGE, and confirms only the newest request (M3): a new request revokes
-the earlier links at once and withdraws any confirmation email not yet sent, so no live link
-can ever confirm an address other than the pending one. Confirming revokes every other
-outstanding link of the account (an email change revokes links, SPEC §5) and tells the old
-address. Opening the link changes nothing; only the POST does (mail scanners open links).
+EMAIL_CONFIRM_TOKEN_MAX_AGE, and confirms only the address it was sent to (M3). A token holds
+no address (it is a random id), so the binding is kept by the ledger and the outbox together:
+a new request revokes the earlier links at once and withdraws any confirmation email not yet
+sent, and a link is accepted only if it was minted by the newest confirmation email, while the
+worker was sending it to the pending address (between that row's claim and its sent mark). A
+link from an older email that was already in a worker's hands when a newer request came in is
+therefore refused too. Confirming revokes every other outstanding link of the account (an email
+change revokes links, SPEC §5) and tells the old address. Opening the link changes nothing;
+only the POST does (mail scanners open links).
 """
 
 from django.db import transaction
@@ -110,6 +114,36 @@ def _count_request(*, user, new_email):
             raise TooManyConfirmationEmails(decision.retry_after)
 
 
+def confirmation_address(*, token):
+    """The address `token` would confirm (for the page showing the button); changes nothing.
+
+    Raises tokens.TokenError when the link cannot be used.
+    """
+    issued = tokens.check(token, purpose=PURPOSE)
+    _require_link_for_pending_address(user=issued.user, issued=issued)
+    return issued.user.pending_recovery_email
+
+
+def _require_link_for_pending_address(*, user, issued):
+    if not can_set_up_self_serve(user) or not user.pending_recovery_email:
+        raise tokens.TokenInvalid("nothing to confirm")
+    newest = (
+        OutboundEmail.objects.filter(user=user, kind=CONFIRM_KIND)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    minted_by_newest = (
+        newest is not None
+        and newest.status == OutboundEmail.Status.SENT
+        and normalise_email(newest.to_address) == normalise_email(user.pending_recovery_email)
+        and newest.claimed_at is not None
+        and newest.sent_at is not None
+        and newest.claimed_at <= issued.issued_at <= newest.sent_at
+    )
+    if not minted_by_newest:
+        raise tokens.TokenInvalid("not the link sent to the pending address")
+
+
 def confirm_recovery_email(*, token, request):
     """Spend a confirmation link: the pending address becomes the verified recovery email.
 
@@ -118,10 +152,10 @@ def confirm_recovery_email(*, token, request):
     """
     try:
         with transaction.atomic():
-            user = tokens.consume(token, purpose=PURPOSE)
-            user = User.objects.select_for_update().get(pk=user.pk)
-            if not can_set_up_self_serve(user) or not user.pending_recovery_email:
-                raise tokens.TokenInvalid("nothing to confirm")
+            issued = tokens.check(token, purpose=PURPOSE)
+            user = User.objects.select_for_update().get(pk=issued.user_id)
+            _require_link_for_pending_address(user=user, issued=issued)
+            tokens.consume(token, purpose=PURPOSE)  # atomic: of two POSTs, one gets here
             old_address = notice_address(user)
             new_address = user.pending_recovery_email
             now = timezone.now()

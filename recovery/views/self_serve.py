@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from recovery import tokens
-from recovery.flows.self_serve import PURPOSE, confirm_recovery_email
+from recovery.flows.self_serve import PURPOSE, confirm_recovery_email, confirmation_address
 from recovery.landing import TokenLandingView, forget_session_token, session_token
 
 
@@ -30,14 +30,10 @@ class ConfirmEmailView(TemplateView):
     def get(self, request, *args, **kwargs):
         token = session_token(request, PURPOSE)
         try:
-            issued = tokens.check(token, purpose=PURPOSE)
+            address = confirmation_address(token=token)
         except tokens.TokenError:
             return self.invalid()
-        if not issued.user.pending_recovery_email:
-            return self.invalid()
-        return self.render_to_response(
-            self.get_context_data(address=issued.user.pending_recovery_email)
-        )
+        return self.render_to_response(self.get_context_data(address=address))
 
     def post(self, request, *args, **kwargs):
         token = session_token(request, PURPOSE)

@@ -80,3 +80,21 @@ def make_student_user(sourced_id="st-1", number="990001", given="Dara", family="
         username=number, password=PASSWORD, role="student", student=record
     )
     return record, user
+
+
+def send_confirmation_email(user):
+    """Send the user's queued recovery-email confirmation as a worker would (in process, with
+    the locmem mailer of the `mailoutbox` fixture); return the token from its link."""
+    import re
+
+    from django.core import mail
+
+    from recovery.emails import deliver_outbound_email
+    from recovery.models import OutboundEmail
+
+    row = OutboundEmail.objects.filter(
+        user=user, kind="recovery_email_confirm", status="queued"
+    ).latest("pk")
+    assert deliver_outbound_email(email_id=row.pk).status == "sent"
+    [token] = re.findall(r"/portal/account/confirm-email/([^/\s]+)/", mail.outbox[-1].body)
+    return token

@@ -7,9 +7,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from recovery import tokens
 from recovery.flows.self_serve import request_recovery_email_change
-from tests.portal.family_helpers import make_family, make_student_user
+from tests.portal.family_helpers import make_family, make_student_user, send_confirmation_email
 from tests.portal.test_pages import is_local, parse
 
 
@@ -21,7 +20,7 @@ def generous_limits(settings):
 
 
 @pytest.fixture
-def parent(db):
+def parent(db, mailoutbox):
     user = make_family("fam-a", "Nguyen", email="rosa.nguyen@example.org").user
     user.recovery_email = user.recovery_email_normalised = "rosa.old@example.org"
     user.recovery_email_verified_at = timezone.now()
@@ -43,7 +42,7 @@ def page_responses(parent, language="en"):
     student_client.force_login(student)
     yield "student home", student_client.get("/portal/")
     request_recovery_email_change(user=parent, new_email="rosa.new@example.org", request=None)
-    link = tokens.mint(user=parent, purpose="email_confirm")
+    link = send_confirmation_email(parent)
     phone = Client(headers={"accept-language": language})
     phone.get(f"/portal/account/confirm-email/{link}/")
     yield "confirm", phone.get("/portal/account/confirm-email/")

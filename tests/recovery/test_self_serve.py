@@ -14,10 +14,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from recovery import tokens
+from recovery import outbox, tokens
 from recovery.flows.self_serve import confirm_recovery_email, request_recovery_email_change
 from recovery.models import AuditEvent, IssuedToken, OutboundEmail
-from tests.portal.family_helpers import make_family
+from tests.portal.family_helpers import make_family, send_confirmation_email
 
 CONFIRM_PAGE = "/portal/account/confirm-email/"
 
@@ -39,7 +39,7 @@ def landing(token):
 
 
 @pytest.fixture
-def user(db):
+def user(db, mailoutbox):
     user = make_family("fam-a", "Nguyen", email="rosa.nguyen@example.org").user
     user.recovery_email = "rosa.old@example.org"
     user.recovery_email_normalised = "rosa.old@example.org"
@@ -55,7 +55,7 @@ def reload(user):
 def requested(user, address="Rosa.New@Example.org"):
     """A pending change and its link, as the account page and the worker make them."""
     request_recovery_email_change(user=user, new_email=address, request=None)
-    return tokens.mint(user=user, purpose="email_confirm")
+    return send_confirmation_email(user)
 
 
 def test_opening_the_link_confirms_nothing_and_the_post_confirms(user):
@@ -118,6 +118,53 @@ def test_a_newer_request_revokes_the_older_link(user):
     client.get(landing(second))
     assert client.post(CONFIRM_PAGE).status_code == 200
     assert reload(user).recovery_email == "second@example.org"
+
+
+def in_a_workers_hands(user):
+    """Claim the user's queued confirmation email, as a worker does just before minting."""
+    row = OutboundEmail.objects.get(user=user, kind="recovery_email_confirm", status="queued")
+    return outbox.claim_outbound_email(email_id=row.pk)
+
+
+def finish_sending(row):
+    """What the worker does after its claim: mint the link, send, mark the row sent."""
+    token = tokens.mint(user=row.user, purpose="email_confirm")
+    assert outbox.mark_outbound_email_sent(email=row)
+    return token
+
+
+def test_a_link_from_an_email_already_being_sent_cannot_confirm_a_newer_address(user):
+    # The first email is in a worker's hands when the second request comes in: it is not
+    # withdrawn, and its link is minted only after the request revoked the earlier ones.
+    request_recovery_email_change(user=user, new_email="typo@example.org", request=None)
+    sending = in_a_workers_hands(user)
+    request_recovery_email_change(user=user, new_email="right@example.org", request=None)
+    stale = finish_sending(sending)
+    assert tokens.check(stale, purpose="email_confirm")  # live in the ledger...
+    with pytest.raises(tokens.TokenInvalid):  # ...but not the link sent to the pending address
+        confirm_recovery_email(token=stale, request=None)
+    client = Client()
+    client.get(landing(stale))
+    assert "This link does not work" in client.get(CONFIRM_PAGE).content.decode()
+
+    fresh = send_confirmation_email(user)
+    with pytest.raises(tokens.TokenRevoked):
+        tokens.check(stale, purpose="email_confirm")
+    confirm_recovery_email(token=fresh, request=None)
+    assert reload(user).recovery_email == "right@example.org"
+
+
+def test_a_link_minted_after_the_newest_email_was_sent_is_refused(user):
+    # The older email's worker stalled and minted its link after the newer email went out.
+    request_recovery_email_change(user=user, new_email="typo@example.org", request=None)
+    sending = in_a_workers_hands(user)
+    request_recovery_email_change(user=user, new_email="right@example.org", request=None)
+    send_confirmation_email(user)
+    stale = finish_sending(sending)
+    with pytest.raises(tokens.TokenInvalid):
+        confirm_recovery_email(token=stale, request=None)
+    assert reload(user).recovery_email == "rosa.old@example.org"
+    assert reload(user).pending_recovery_email == "right@example.org"
 
 
 def test_a_link_confirms_only_the_address_pending_for_its_own_account(user):
@@ -203,7 +250,7 @@ def test_the_emails_render_in_the_persons_language(user, language, word):
     assert word in rendered.text and "24" in rendered.text
     assert "Nguyen" not in rendered.subject
     notices = [OutboundEmail.objects.get(kind="recovery_email_change_requested")]
-    confirm_recovery_email(token=tokens.mint(user=user, purpose="email_confirm"), request=None)
+    confirm_recovery_email(token=send_confirmation_email(user), request=None)
     notices.append(OutboundEmail.objects.get(kind="recovery_email_changed"))
     for notice in notices:
         rendered = render_outbound_email(notice)
