@@ -25,3 +25,19 @@ def send_bulk_email(email_id):
 def sweep_outbox():
     """Beat, every OUTBOX_SWEEP_SECONDS: re-enqueue emails no worker picked up in time."""
     emails.sweep_outbox()
+
+
+@shared_task(ignore_result=True)
+def resolve_help_request(help_request_id):
+    """Resolve one Help form submission (queue `email`): find the account, send what is due."""
+    from recovery.resolution import resolve_help_request as resolve
+
+    resolve(help_request_id=help_request_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_help_requests():
+    """Beat, every OUTBOX_SWEEP_SECONDS: re-enqueue Help requests no worker resolved in time."""
+    from recovery.help_requests import sweep_help_requests as sweep
+
+    sweep()

@@ -148,6 +148,8 @@ CELERY_TASK_ROUTES = {
     "recovery.tasks.send_outbound_email": {"queue": "email"},
     "recovery.tasks.send_bulk_email": {"queue": "bulk_email"},
     "recovery.tasks.sweep_outbox": {"queue": "email"},
+    "recovery.tasks.resolve_help_request": {"queue": "email"},
+    "recovery.tasks.sweep_help_requests": {"queue": "email"},
     "portal.tasks.*": {"queue": "batch"},
 }
 # A worker killed mid-task must not lose the task: acknowledge only after it finished.
@@ -238,6 +240,10 @@ def _nightly(schedule):
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "recovery.tasks.sweep_outbox",
+        "schedule": float(OUTBOX_SWEEP_SECONDS),
+    },
+    "sweep-help-requests": {
+        "task": "recovery.tasks.sweep_help_requests",
         "schedule": float(OUTBOX_SWEEP_SECONDS),
     },
     "nightly-roster": {
