@@ -62,6 +62,9 @@ class TokenLandingView(View):
             action=f"landing.{self.purpose}.ip",
             key=ratelimit.client_ip(request),
             rate=app_settings.RATELIMIT_LANDING_PER_IP,
+            # Open when Redis is down: links are signed, so guessing gains nothing, and a
+            # closed landing would lock every family out of activation and resets meanwhile.
+            fail_open=True,
         )
         if not decision.allowed:
             response = render(

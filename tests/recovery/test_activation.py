@@ -493,3 +493,10 @@ def test_the_activation_pages_are_translated_accessible_and_self_contained(paren
         if language != "en":
             for english in ("Activate your account", "Your account is active", INVALID_HEADING):
                 assert english not in html
+
+
+def test_the_landing_stays_open_when_the_rate_limit_store_is_down(parent, token):
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):  # nothing listens there
+        response = land(Client(), token)
+    assert response.status_code == 302
+    assert response["Location"] == SET_PASSWORD
