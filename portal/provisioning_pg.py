@@ -5,8 +5,8 @@ account, and 100k guardians plus their children are 200k accounts: too slow for 
 target (SPEC §8: 100k guardians in under 30 s). Here the database builds the rows itself:
 
 - parents: Python computes only what SQL cannot (usernames, ASCII-folded from the names) and
-  sends them as two arrays; one INSERT ... SELECT joins them to the guardians and returns the
-  new ids, and a second writes their welcome emails into the outbox;
+  sends them as one JSON parameter; one statement inserts the accounts (joined to their
+  guardians) and, from its RETURNING rows, their welcome emails into the outbox;
 - students: one INSERT ... SELECT for every eligible student, the student number as username.
 
 Column lists come from the models, so a field added later gets its Python default (or `now`
@@ -14,6 +14,8 @@ for auto_now fields) without touching this file. Unusable passwords are "!" + 40
 characters from gen_random_uuid() (PostgreSQL's strong random source): the same form as
 Django's set_unusable_password(), and no hashing.
 """
+
+import json
 
 from django.db import connection
 
@@ -26,8 +28,8 @@ _RANDOM_UNUSABLE_HASH = (
 )
 
 
-def _insert_select(model, *, expressions, source, source_params, now):
-    """INSERT INTO model (every column) SELECT <expressions or defaults> <source> RETURNING id.
+def _insert_select(model, *, expressions, source, source_params, now, returning="id"):
+    """(sql, params): INSERT INTO model (every column) SELECT <expressions or defaults> <source>.
 
     `expressions` maps field names to SQL over `source`, or to (SQL, [parameters]); every other
     column gets its Python default (auto_now / auto_now_add ones get `now`) as a parameter.
@@ -54,20 +56,25 @@ def _insert_select(model, *, expressions, source, source_params, now):
     table = connection.ops.quote_name(model._meta.db_table)
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} {source} RETURNING id"
+        f"SELECT {', '.join(values)} {source} RETURNING {returning}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *source_params])
-        return [row[0] for row in cursor.fetchall()]
+    return sql, [*params, *source_params]
 
 
-def insert_parent_accounts(*, guardian_ids, usernames, now):
-    """Create parent accounts for these guardians with these usernames; return the new ids."""
-    rows = _insert_select(
+def insert_parent_accounts(*, guardian_ids, usernames, now, welcome):
+    """Parent accounts for these guardians with these usernames, and each one's welcome email.
+
+    One statement: the accounts are inserted in a CTE and the outbox rows (what
+    recovery.emails.queue_email would write, `welcome` giving kind, stream, token_purpose and
+    language) are selected from it. The pairs travel as one JSON parameter: binding thousands
+    of array elements one by one costs more than the insert. Returns the outbox row ids.
+    """
+    pairs = json.dumps([{"g": g, "u": u} for g, u in zip(guardian_ids, usernames, strict=True)])
+    users_sql, users_params = _insert_select(
         User,
         expressions={
             "password": _RANDOM_UNUSABLE_HASH,
-            "username": "n.username",
+            "username": "n.u",
             "first_name": "left(coalesce(nullif(g.preferred_given_name, ''), g.given_name), 150)",
             "last_name": "left(g.family_name, 150)",
             "email": "g.email",
@@ -78,33 +85,33 @@ def insert_parent_accounts(*, guardian_ids, usernames, now):
             "welcome_sent_to": "g.email",
         },
         source=(
-            "FROM unnest(%s::text[], %s::text[]) AS n(guardian_id, username) "
-            "JOIN portal_guardian g ON g.sourced_id = n.guardian_id ORDER BY n.guardian_id"
+            "FROM jsonb_to_recordset(%s::jsonb) AS n(g text, u text) "
+            "JOIN portal_guardian g ON g.sourced_id = n.g ORDER BY n.g"
         ),
-        source_params=[list(guardian_ids), list(usernames)],
+        source_params=[pairs],
         now=now,
+        returning="id, email, username, language",
     )
-    return rows
-
-
-def insert_welcome_emails(*, user_ids, kind, stream, token_purpose, language, now):
-    """Outbox rows (what recovery.emails.queue_email writes) for these users; return their ids."""
-    rows = _insert_select(
+    emails_sql, emails_params = _insert_select(
         OutboundEmail,
         expressions={
-            "kind": ("%s", [kind]),
+            "kind": ("%s", [welcome["kind"]]),
             "to_address": "u.email",
             "user": "u.id",
-            "token_purpose": ("%s", [token_purpose]),
+            "token_purpose": ("%s", [welcome["token_purpose"]]),
             "context": "jsonb_build_object('username', u.username)",
-            "language": ("coalesce(nullif(u.language, ''), %s)", [language]),
-            "stream": ("%s", [stream]),
+            "language": ("coalesce(nullif(u.language, ''), %s)", [welcome["language"]]),
+            "stream": ("%s", [str(welcome["stream"])]),
         },
-        source="FROM portal_user u WHERE u.id = ANY(%s) AND u.email <> '' ORDER BY u.id",
-        source_params=[list(user_ids)],
+        source="FROM new_users u WHERE u.email <> '' ORDER BY u.id",
+        source_params=[],
         now=now,
     )
-    return rows
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH new_users AS ({users_sql}) {emails_sql}", [*users_params, *emails_params]
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def insert_student_accounts(*, now, on_default):
@@ -112,7 +119,7 @@ def insert_student_accounts(*, now, on_default):
 
     Two students with one number: the first by SIS id gets it, the other is left for the report.
     """
-    rows = _insert_select(
+    sql, params = _insert_select(
         User,
         expressions={
             "password": _RANDOM_UNUSABLE_HASH,
@@ -139,4 +146,6 @@ def insert_student_accounts(*, now, on_default):
         source_params=[],
         now=now,
     )
-    return len(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -10,6 +10,7 @@ usernames therefore never look like a student number either (those get the stric
 throttle). The email is never used: it would leak the address and change with it.
 """
 
+import functools
 import re
 import unicodedata
 
@@ -42,12 +43,14 @@ def ascii_fold(value):
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names repeat a lot in a district: fold each once
 def _given_part(given_name):
     # The first given name only: "Mary Ann" -> "mary".
     words = re.findall(r"[a-z]+", _APOSTROPHES.sub("", ascii_fold(given_name).lower()))
     return words[0][:_PART_MAX] if words else ""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _family_part(family_name):
     # Hyphens stay ("garcia-lopez"); spaces and other marks go ("De la Cruz" -> "delacruz").
     folded = _APOSTROPHES.sub("", ascii_fold(family_name).lower())

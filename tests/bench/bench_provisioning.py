@@ -58,6 +58,10 @@ def run(args):
         figure("student accounts", summary.students_created, "accounts"),
         figure("welcome emails queued", welcomes, "emails"),
         figure("provision_accounts", seconds, "s (target < 30 for 100k)"),
+        *(
+            figure(f"  of which {phase}", value, "s")
+            for phase, value in summary.phase_seconds.items()
+        ),
         figure("accounts/s", accounts / seconds, "accounts/s"),
         figure("usable passwords (hashed)", usable, "(must be 0)"),
         figure("second run", again_seconds, f"s ({again.parents_created} created)"),
