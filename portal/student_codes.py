@@ -12,6 +12,7 @@ STAFF_CODE_MAX_AGE; issuing a new one revokes the last. Only its keyed hash is s
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from portal.passwords import normalise_password
@@ -26,8 +27,11 @@ class CodeRefused(Exception):
 
 def issue_student_code(*, student_user, staff_user, request=None):
     """Issue a one-time code for `student_user` on behalf of `staff_user`; return it."""
-    if student_user.role != get_user_model().Role.STUDENT or not student_user.is_active:
+    roles = get_user_model().Role
+    if student_user.role != roles.STUDENT or not student_user.is_active:
         raise ValueError("codes are issued only to active student accounts")
+    if not staff_user.is_active or not (staff_user.role == roles.STAFF or staff_user.is_superuser):
+        raise PermissionDenied("only support staff issue codes")
     code = tokens.mint_code(user=student_user)
     record_event(
         action="student_code.issued", request=request, actor=staff_user, subject=student_user
@@ -61,7 +65,9 @@ def redeem_student_code(*, username, code, password, request=None):
             except tokens.TokenError as error:
                 raise CodeRefused(type(error).__name__) from None
             validate_password(password, student)
-            user_set_password(user=student, password=password, request=request, reason="first_login")
+            user_set_password(
+                user=student, password=password, request=request, reason="first_login"
+            )
     except CodeRefused as refusal:
         record_event(
             action="student_code.refused",

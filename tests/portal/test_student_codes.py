@@ -6,6 +6,7 @@ import re
 
 import pytest
 import time_machine
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from portal.student_codes import issue_student_code
@@ -78,14 +79,17 @@ def test_a_code_is_random_printable_and_stored_only_hashed(student, staff):
     assert (event.actor_id, event.subject_id) == (staff.pk, student.pk)
 
 
-def test_codes_are_only_for_active_students(student, staff, db):
+def test_codes_are_only_for_active_students_and_only_from_staff(student, staff, db):
     parent = make_parent("parent.one")
     with pytest.raises(ValueError):
         issue_student_code(student_user=parent, staff_user=staff)
+    with pytest.raises(PermissionDenied):
+        issue_student_code(student_user=student, staff_user=parent)
     student.is_active = False
     student.save()
     with pytest.raises(ValueError):
         issue_student_code(student_user=student, staff_user=staff)
+    assert not IssuedToken.objects.exists()
 
 
 def test_the_codes_policy_end_to_end(client, codes_policy, student, staff):
