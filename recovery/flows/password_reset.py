@@ -1,0 +1,184 @@
+"""Forgot password: a username typed on /help/forgot-password/ → a link → a new password.
+
+Request (the web process, constant work): the view calls
+recovery.help_requests.submit_help_request; nothing here runs in the request.
+
+Resolution (the worker, resolve_password_reset_request): the account is looked up by username
+and, by its state,
+- Self Serve set up (a verified recovery email): a `password_reset` email with a reset link at
+  that verified address, as stored;
+- a parent provisioned but not yet activated: a fresh welcome (username + new activation link)
+  at the SIS email on record (SPEC §2 item 2);
+- disabled, staff, not set up, unknown: nothing (SPEC §6.6; the common page says where to turn).
+Every email also passes the per-address cap (recovery.resolution.address_email_allowed).
+
+Completion (the web process): the link's landing (recovery.landing) moves the token into the
+session; complete_password_reset, from the set-password POST, spends it and sets the password
+through portal.services.user_set_password (SPEC §6.5: other sessions end, every link revoked,
+login throttle cleared, notice emailed). No automatic sign-in (checklist G2).
+"""
+
+import unicodedata
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from portal.provisioning import WELCOME
+from portal.services import user_set_password
+from recovery import tokens
+from recovery.audit import record_event
+from recovery.emails import queue_email
+from recovery.help_requests import submit_help_request
+from recovery.models import HelpRequest, OutboundEmail
+from recovery.resolution import address_email_allowed
+
+PURPOSE = tokens.Purpose.RESET
+
+
+class ResetUnavailable(tokens.TokenError):
+    """The link is genuine but its account may not reset by it now (disabled, staff)."""
+
+
+def request_password_reset(*, username, request):
+    """Record a forgot-password request (constant work; the worker resolves it).
+
+    What looks like an email address is a username reminder request: people type their
+    address where the username goes, and this is what they are looking for. Raises
+    recovery.help_requests.HelpRequestThrottled past a rate limit.
+    """
+    kind = HelpRequest.Kind.FORGOT_USERNAME if "@" in username else HelpRequest.Kind.FORGOT_PASSWORD
+    submit_help_request(kind=kind, identifier=username, request=request)
+
+
+def _may_reset(user):
+    return user.is_active and not _is_staff(user)
+
+
+def _is_staff(user):
+    return user.is_staff or user.is_superuser or user.role == user.Role.STAFF
+
+
+def find_account(*, username):
+    """The account `username` names (NFKC, trimmed, any case), or None."""
+    username = unicodedata.normalize("NFKC", str(username)).strip()
+    if not username:
+        return None
+    matches = list(
+        get_user_model()
+        .objects.select_related("guardian")
+        .filter(username__iexact=username)
+        .order_by("pk")[:2]
+    )
+    if len(matches) == 1:
+        return matches[0]
+    return next((user for user in matches if user.username == username), None)
+
+
+def resolve_password_reset_request(*, help_request):
+    """Send what a forgot-password request is due; return the outcome (for staff and audit)."""
+    user = find_account(username=help_request.identifier)
+    if user is None:
+        return "unknown"
+    if not user.is_active:
+        return _outcome(help_request, user, "disabled")
+    if _is_staff(user):
+        return _outcome(help_request, user, "staff")  # a supervisor resets staff (SPEC §6.6)
+    if user.has_self_serve:
+        if not address_email_allowed(address=user.recovery_email):
+            return _outcome(help_request, user, "address_capped")
+        queue_email(
+            kind="password_reset",
+            to_address=user.recovery_email,
+            user=user,
+            token_purpose=PURPOSE,
+            context={"username": user.get_username()},
+            language=user.language or help_request.language,
+        )
+        return _outcome(help_request, user, "reset_sent")
+    if user.is_awaiting_activation:
+        address = welcome_address(user)
+        if not address:
+            return _outcome(help_request, user, "not_set_up")
+        if not address_email_allowed(address=address):
+            return _outcome(help_request, user, "address_capped")
+        queue_fresh_welcome(user=user, address=address, language=help_request.language)
+        return _outcome(help_request, user, "welcome_sent")
+    return _outcome(help_request, user, "not_set_up")
+
+
+def welcome_address(user):
+    """The guardian's SIS email as stored, if it is theirs alone; else "".
+
+    A household address shared by several guardians never gets a link to one account.
+    """
+    guardian = user.guardian
+    if guardian is None or not guardian.active or guardian.email_shared:
+        return ""
+    return guardian.email
+
+
+def queue_fresh_welcome(*, user, address, language=""):
+    """The welcome again (username + a new activation link, which revokes the older one).
+
+    Sent on the transactional stream: a person is waiting for it, unlike a nightly batch.
+    """
+    return queue_email(
+        **{**WELCOME, "stream": OutboundEmail.Stream.TRANSACTIONAL},
+        to_address=address,
+        user=user,
+        context={"username": user.get_username()},
+        language=user.language or language,
+    )
+
+
+def _outcome(help_request, user, outcome):
+    record_event(
+        action="password_reset.resolved",
+        subject=user,
+        identifier=help_request.identifier,
+        detail={"outcome": outcome, "help_request": help_request.pk},
+    )
+    return outcome
+
+
+# --- Completion: the reset page ----------------------------------------------------------------
+
+
+def reset_user(*, token):
+    """The account a usable reset `token` is for, or None. Read-only (GET-safe)."""
+    if not token:
+        return None
+    try:
+        user = tokens.check(token, purpose=PURPOSE).user
+    except tokens.TokenError:
+        return None
+    return user if _may_reset(user) else None
+
+
+def complete_password_reset(*, token, password, request):
+    """Spend the link and set the password; return the user.
+
+    Raises tokens.TokenError (ResetUnavailable for a disabled or staff account) when the link
+    cannot be used: then nothing changed. One transaction: the token is spent by a conditional
+    UPDATE, so of simultaneous POSTs exactly one succeeds, and a failure after it (the account
+    row is locked, then re-checked) leaves the link unused.
+    """
+    try:
+        with transaction.atomic():
+            user = tokens.consume(token, purpose=PURPOSE)
+            user = get_user_model().objects.select_for_update().get(pk=user.pk)
+            if not _may_reset(user):
+                raise ResetUnavailable("account may not reset")
+            # Revokes every other link, ends other sessions, clears the login throttle and
+            # queues the "password changed" notice (SPEC §6.5).
+            user_set_password(user=user, password=password, request=request, reason="reset")
+    except tokens.TokenError as error:
+        # Written after the rollback, so the refusal is kept (recovery.audit).
+        record_reset_refused(request=request, reason=type(error).__name__)
+        raise
+    return user
+
+
+def record_reset_refused(*, request, reason):
+    """Audit a set-password POST that a link could not back (used, expired, revoked...)."""
+    record_event(action="password_reset.refused", request=request, detail={"reason": reason})
