@@ -3,7 +3,10 @@
 from django.urls import path
 
 from recovery.landing import TokenLandingView
-from recovery.views import activation, self_serve
+from recovery.views import activation, password_reset, self_serve
+from recovery.views.help import HelpView
+from recovery.views.login_help import LoginHelpView
+from recovery.views.username_reminder import UsernameReminderSentView, UsernameReminderView
 
 app_name = "recovery"
 
@@ -32,5 +35,40 @@ urlpatterns = [
         "portal/account/confirm-email/<str:token>/",
         self_serve.ConfirmEmailLandingView.as_view(),
         name="self_serve_confirm_email_landing",
+    ),
+    # Forgot password: the request (one sent page for every input), then the emailed link.
+    path(
+        "help/forgot-password/", password_reset.PasswordResetView.as_view(), name="password_reset"
+    ),
+    path(
+        "help/forgot-password/sent/",
+        password_reset.PasswordResetSentView.as_view(),
+        name="password_reset_sent",
+    ),
+    path(
+        "help/reset/set-password/",
+        password_reset.PasswordResetSetPasswordView.as_view(),
+        name="password_reset_set_password",
+    ),
+    path(
+        "help/reset/done/",
+        password_reset.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "help/reset/<str:token>/",
+        TokenLandingView.as_view(
+            purpose="reset", redirect_url_name="recovery:password_reset_set_password"
+        ),
+        name="password_reset_landing",
+    ),
+    # Help: the three choices, the triage of sign-in problems, and forgot username.
+    path("help/", HelpView.as_view(), name="help"),
+    path("help/problems/", LoginHelpView.as_view(), name="login_help"),
+    path("help/forgot-username/", UsernameReminderView.as_view(), name="username_reminder"),
+    path(
+        "help/forgot-username/sent/",
+        UsernameReminderSentView.as_view(),
+        name="username_reminder_sent",
     ),
 ]
