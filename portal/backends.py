@@ -11,8 +11,8 @@
   or locked, or the password is right: the time taken does not say which (checklist J2,
   Django CVE-2024-39329).
 - Inactive accounts never authenticate; ModelBackend.get_user also drops their sessions on the
-  next request. A locked account (login_locked_at, portal.login_throttle) is refused here too,
-  so no sign-in form can bypass the lock.
+  next request (a locked account keeps its sessions: a guesser must not sign the owner out).
+- The login throttle (portal.login_throttle) is applied here, so no sign-in form can bypass it.
 """
 
 from datetime import timedelta
@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, get_random_string
 from django.views.decorators.debug import sensitive_variables
 
+from portal import login_throttle
 from portal.passwords import normalise_password
 from portal.student_passwords import default_password_for
 
@@ -59,6 +60,11 @@ def _run_hasher_once():
 
 
 class PortalBackend(ModelBackend):
+    """Every sign-in form (the portal's, the admin's, the staff console's) passes through here,
+    so the login throttle is applied here too when there is a request: a throttled attempt is
+    refused before the password is checked, and the verdict is left on the request for the
+    form's reply (portal.login_throttle.attempt_outcome)."""
+
     @sensitive_variables("password", "default")
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
@@ -69,10 +75,16 @@ class PortalBackend(ModelBackend):
         try:
             user = UserModel._default_manager.get_by_natural_key(username)
         except UserModel.DoesNotExist:
-            _run_hasher_once()
+            user = None
+        if request is not None and not login_throttle.admit(
+            request=request, username=username, user=user
+        ):
             return None
 
-        if default_password_usable(user):
+        if user is None:
+            _run_hasher_once()
+            correct = False
+        elif default_password_usable(user):
             # The account's own hash is unusable while on the default; check_password on it
             # runs the hasher once, as for everyone else.
             user.check_password(password)
@@ -82,7 +94,11 @@ class PortalBackend(ModelBackend):
             correct = user.check_password(password)  # the hasher runs once, usable or not
 
         if not correct or not self.user_can_authenticate(user) or user.login_locked_at:
+            if request is not None:
+                login_throttle.fail(request=request, username=username, user=user)
             return None
+        if request is not None:
+            login_throttle.succeed(request=request, username=username, user=user)
         if default_password_usable(user) and not user.must_change_password:
             user.must_change_password = True
             user.save(update_fields=["must_change_password"])

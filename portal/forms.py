@@ -1,8 +1,8 @@
-"""Portal forms: sign-in, with the login throttle (SPEC §6.2) wired into clean()."""
+"""Portal forms: sign-in (the login throttle is applied by portal.backends) and the code page."""
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -11,16 +11,6 @@ from portal import login_throttle
 from portal.password_validation import password_rules
 from portal.passwords import normalise_password
 from recovery import ratelimit
-from recovery.audit import record_event
-
-
-def _account_named(username):
-    """The account whose username is exactly `username`, or None (read for the throttle)."""
-    model = get_user_model()
-    try:
-        return model._default_manager.get_by_natural_key(username)
-    except model.DoesNotExist:
-        return None
 
 
 class LoginForm(AuthenticationForm):
@@ -58,37 +48,27 @@ class LoginForm(AuthenticationForm):
 
     @sensitive_variables("password")
     def clean(self):
+        # The backend applies the throttle (before checking the password) and counts failures;
+        # this only words the reply.
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
-        if username is None or password is None:
-            return self.cleaned_data
-        account = _account_named(username)
-        verdict = login_throttle.check(request=self.request, username=username, user=account)
-        if not verdict.allowed:
-            self._audit_failure(username, account, "locked" if verdict.locked else "throttled")
-            raise forms.ValidationError(login_throttle.message_for(verdict), code="throttled")
-
-        self.user_cache = authenticate(self.request, username=username, password=password)
-        if self.user_cache is None:
-            verdict = login_throttle.record_failure(
-                request=self.request, username=username, user=account
-            )
-            self._audit_failure(username, account, "invalid")
-            message = str(self.error_messages["invalid_login"])
-            if not verdict.allowed:
-                message = f"{message} {login_throttle.message_for(verdict)}"
-            raise forms.ValidationError(message, code="invalid_login")
-        login_throttle.record_success(request=self.request, username=username, user=self.user_cache)
+        if username is not None and password:
+            self.user_cache = authenticate(self.request, username=username, password=password)
+            if self.user_cache is None:
+                raise self._refusal()
+            self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data
 
-    def _audit_failure(self, username, account, reason):
-        record_event(
-            action="login.failed",
-            request=self.request,
-            subject=account,
-            identifier=username,
-            detail={"reason": reason},
-        )
+    def _refusal(self):
+        outcome = login_throttle.attempt_outcome(self.request)
+        if outcome is not None and not outcome.checked:
+            return forms.ValidationError(
+                login_throttle.message_for(outcome.verdict), code="throttled"
+            )
+        message = str(self.error_messages["invalid_login"])
+        if outcome is not None and not outcome.verdict.allowed:
+            message = f"{message} {login_throttle.message_for(outcome.verdict)}"
+        return forms.ValidationError(message, code="invalid_login")
 
 
 class StudentCodeForm(forms.Form):

@@ -1,10 +1,10 @@
 """The login throttle (SPEC §6.2, §6.4; checklist J3, J4, K4).
 
-    verdict = check(request=request, username=typed, user=user_or_none)
-    if not verdict.allowed: refuse with message_for(verdict) -- without checking the password
-    ... authenticate ...
-    verdict = record_failure(request=request, username=typed, user=user_or_none)
-    record_success(request=request, username=typed, user=user)
+    # in the authentication backend (portal.backends), around the password check:
+    if not admit(request=request, username=typed, user=user_or_none): refuse, unchecked
+    fail(request=request, username=typed, user=user_or_none)  # or succeed(...)
+    # in the form, for the reply:
+    outcome = attempt_outcome(request); message_for(outcome.verdict)
 
 Three brakes, each read before the password is checked:
 - Per account: consecutive failures give growing, capped delays that always end (none for the
@@ -284,6 +284,57 @@ def unlock_account(*, user, staff, request=None):
         actor=staff,
         subject=user,
         detail={"was_locked": was_locked},
+    )
+
+
+# --- around one attempt (called by portal.backends.PortalBackend) ---------------------------------
+
+_OUTCOME_ATTRIBUTE = "_portal_login_outcome"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a refused attempt, for the form's reply."""
+
+    checked: bool  # False: the throttle refused it before the password was checked
+    verdict: Verdict  # the verdict for the next attempt
+
+
+def admit(*, request, username, user):
+    """May the password be checked? If not, count nothing more and remember why."""
+    verdict = check(request=request, username=username, user=user)
+    if verdict.allowed:
+        return True
+    setattr(request, _OUTCOME_ATTRIBUTE, Outcome(checked=False, verdict=verdict))
+    _audit_failure(request, username, user, "locked" if verdict.locked else "throttled")
+    return False
+
+
+def fail(*, request, username, user):
+    """The password was checked and refused (or the account may not sign in)."""
+    verdict = record_failure(request=request, username=username, user=user)
+    setattr(request, _OUTCOME_ATTRIBUTE, Outcome(checked=True, verdict=verdict))
+    _audit_failure(request, username, user, "invalid")
+
+
+def succeed(*, request, username, user):
+    record_success(request=request, username=username, user=user)
+    if hasattr(request, _OUTCOME_ATTRIBUTE):
+        delattr(request, _OUTCOME_ATTRIBUTE)
+
+
+def attempt_outcome(request):
+    """The Outcome of this request's refused attempt, or None."""
+    return getattr(request, _OUTCOME_ATTRIBUTE, None)
+
+
+def _audit_failure(request, username, user, reason):
+    record_event(
+        action="login.failed",
+        request=request,
+        subject=user,
+        identifier=username,
+        detail={"reason": reason},
     )
 
 

@@ -374,3 +374,37 @@ def test_the_student_number_shape_is_a_setting(settings):
     settings.STUDENT_NUMBER_PATTERN = r"^S\d{6}$"
     assert login_throttle.is_student_number_shaped("s123456")  # as typed, case-folded
     assert not login_throttle.is_student_number_shaped("4815162")
+
+
+# --- every sign-in form passes through the throttle ----------------------------------------------
+
+
+def test_the_admin_sign_in_is_throttled_too(client, db, clock):
+    staff = make_parent("staff.one", role="staff", is_staff=True, is_superuser=True)
+    for _ in range(5):
+        client.post(
+            "/admin/login/",
+            {"username": "staff.one", "password": "wrong password 1"},
+            REMOTE_ADDR="203.0.113.7",
+        )
+    staff.refresh_from_db()
+    assert staff.failed_login_count == 5
+    # Throttled: the right password does not sign in from the admin's form either...
+    client.post("/admin/login/", {"username": "staff.one", "password": PASSWORD})
+    assert not signed_in(client)
+    # ...and the portal's form says the same wait.
+    assert "1 minute" in login_error(sign_in(client, "staff.one", PASSWORD))
+    clock.shift(60)
+    client.post("/admin/login/", {"username": "staff.one", "password": PASSWORD})
+    assert signed_in(client)
+
+
+def test_authenticate_without_a_request_checks_the_password_only(db, clock):
+    from django.contrib.auth import authenticate
+
+    parent = make_parent()
+    for _ in range(8):
+        assert authenticate(None, username="parent.one", password="wrong password 1") is None
+    parent.refresh_from_db()
+    assert parent.failed_login_count == 0  # shell and scripts are not throttled or counted
+    assert authenticate(None, username="parent.one", password=PASSWORD) == parent
