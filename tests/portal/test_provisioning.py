@@ -288,3 +288,65 @@ def test_the_sql_and_orm_write_paths_give_the_same_accounts_and_emails(tmp_path)
     # Unusable, distinct per account, and no hasher's format: nothing was hashed.
     assert all(p.startswith("!") and len(p) == 41 for p in passwords)
     assert len(set(passwords)) == len(passwords)
+
+
+# --- the welcome email and the bulk send tasks
+
+
+@pytest.mark.parametrize(
+    ("language", "label", "days"),
+    [("en", "Username", "7 days"), ("es", "Nombre de usuario", "7 días"), ("vi", None, "7 ngày")],
+)
+def test_the_welcome_email_in_each_language(language, label, days):
+    from recovery.rendering import render_outbound_email
+
+    user = User(username="maria.garcia", email="maria@example.org")
+    email = OutboundEmail(
+        kind="welcome",
+        to_address=user.email,
+        token_purpose="activation",
+        context={"username": "maria.garcia"},
+        language=language,
+    )
+    link = "https://portal.example.org/activate/abc.def.ghi/"
+    rendered = render_outbound_email(email, link=link)
+    lines = rendered.text.splitlines()
+    [username_line] = [line for line in lines if line.endswith(": maria.garcia")]
+    if label:
+        assert username_line == f"{label}: maria.garcia"
+    assert lines.count(link) == 1
+    assert days in rendered.text
+    assert "(408) 555-0100" in rendered.text  # SUPPORT_CONTACT
+    assert rendered.html.count(f'href="{link}"') == 1
+    assert "maria.garcia" not in rendered.subject
+
+
+def test_the_sis_email_notice_carries_no_link():
+    from recovery.rendering import render_outbound_email
+
+    email = OutboundEmail(kind="sis_email_changed", to_address="old@example.org", language="en")
+    rendered = render_outbound_email(email)
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "http" not in part
+    assert "(408) 555-0100" in rendered.text
+
+
+def test_welcome_sends_go_to_the_bulk_queue_in_chunks(settings):
+    import json
+
+    import redis
+
+    from portal.provisioning import SEND_CHUNK, enqueue_bulk_sends
+    from tests.support.worker import purge_broker
+
+    purge_broker(settings.CELERY_BROKER_URL)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        enqueue_bulk_sends(email_ids=list(range(1, SEND_CHUNK + 2)))
+        assert client.llen("batch") == client.llen("email") == 0
+        messages = [json.loads(m) for m in client.lrange("bulk_email", 0, -1)]
+        assert len(messages) == 2
+        assert {m["headers"]["task"] for m in messages} == {"portal.tasks.send_bulk_emails"}
+    finally:
+        purge_broker(settings.CELERY_BROKER_URL)
+        client.close()
