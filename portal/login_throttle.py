@@ -34,6 +34,7 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -144,7 +145,13 @@ def _unknown_key(username):
 def _unknown_state(username):
     client = ratelimit.redis_client()
     if client is None:
-        return _State(failures=0, last_failed=None, locked=False)
+        # No Redis (the single-host `make run` demo): Django's cache, not atomic across processes.
+        values = cache.get(_unknown_key(username)) or {}
+        return _State(
+            failures=values.get("failures", 0),
+            last_failed=values.get("last"),
+            locked=values.get("locked", False),
+        )
     try:
         values = client.hgetall(_unknown_key(username))
     except redis.RedisError:
@@ -159,9 +166,15 @@ def _unknown_state(username):
 
 def _record_unknown_failure(username, now):
     client = ratelimit.redis_client()
-    if client is None:
-        return
     key = _unknown_key(username)
+    if client is None:
+        state = _unknown_state(username)
+        stale = state.last_failed is not None and now - state.last_failed >= failure_memory()
+        failures = 1 if stale else state.failures + 1
+        locked = state.locked or failures >= lock_after()
+        values = {"failures": failures, "last": now, "locked": locked}
+        cache.set(key, values, timeout=365 * DAY if locked else failure_memory())
+        return
     try:
         state = _unknown_state(username)
         pipe = client.pipeline(transaction=True)

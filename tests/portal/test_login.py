@@ -408,3 +408,14 @@ def test_authenticate_without_a_request_checks_the_password_only(db, clock):
     parent.refresh_from_db()
     assert parent.failed_login_count == 0  # shell and scripts are not throttled or counted
     assert authenticate(None, username="parent.one", password=PASSWORD) == parent
+
+
+def test_without_redis_unknown_names_still_follow_the_same_steps(client, db, settings, clock):
+    # The `make run` demo has no Redis: the cache keeps unknown names' failures instead.
+    settings.REDIS_URL = ""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    make_parent()
+    known = [login_error(sign_in(client, "parent.one", "wrong password 1")) for _ in range(6)]
+    unknown = [login_error(sign_in(client, "nobody.here", "wrong password 1")) for _ in range(6)]
+    assert known == unknown
+    assert known[-1].startswith("Too many attempts to sign in.")
