@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["import", "provisioning", "email"]
+BENCHMARKS = ["import", "provisioning", "email", "help"]
 BENCH_DB = "portal_help_bench"
 
 
