@@ -38,6 +38,7 @@ from django.utils import timezone
 from portal.models import Guardian, Student, User
 from portal.normalisation import normalise_email
 from portal.provisioning import queue_welcome_email
+from recovery.audit import record_event
 from recovery.emails import queue_email
 from recovery.models import IssuedToken
 
@@ -54,6 +55,7 @@ def sync_accounts_with_roster(sender, *, summary, **kwargs):
     counts.update(follow_sis_email_changes(changed_at=changed_at))
     if any(counts.values()):
         logger.info("Roster import, accounts: %s", counts)
+        record_event(action="roster.accounts_synced", detail=counts)
     return counts
 
 
@@ -158,6 +160,7 @@ def _follow_email_before_activation(user):
     one.update(email=new, welcome_sent_to=new)
     user.email = user.welcome_sent_to = new
     queue_welcome_email(user=user)
+    record_event(action="account.sis_email_changed", subject=user, detail={"activated": False})
     return "welcomes_sent"
 
 
@@ -168,6 +171,7 @@ def _follow_email_after_activation(user):
     if normalise_email(new) == normalise_email(old):
         return None
     revoke_outstanding_tokens(users=one)
+    record_event(action="account.sis_email_changed", subject=user, detail={"activated": True})
     if _old_address_got_notices(user, old):
         queue_email(
             kind="sis_email_changed",

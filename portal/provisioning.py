@@ -48,6 +48,7 @@ from django.utils import timezone
 
 from portal.models import Guardian, GuardianStudent, Student, User
 from portal.usernames import UsernameAllocator, username_base
+from recovery.audit import record_event
 from recovery.emails import checked_context, queue_email
 from recovery.models import OutboundEmail
 from recovery.rendering import template_names
@@ -150,6 +151,7 @@ def provision_accounts(*, batch_size=BATCH_SIZE, writer=None):
     )
     summary.seconds = time.perf_counter() - started
     logger.info("Provisioning: %s", summary.as_dict())
+    record_event(action="provisioning.run", detail=summary.as_dict())
     return summary
 
 

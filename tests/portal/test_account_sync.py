@@ -12,7 +12,7 @@ from portal.models import User
 from portal.provisioning import provision_accounts
 from portal.roster.importer import import_roster
 from recovery import tokens
-from recovery.models import OutboundEmail
+from recovery.models import AuditEvent, OutboundEmail
 from tests.portal.roster_helpers import guardian, student, write_set
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +91,8 @@ def test_a_guardian_gone_from_the_sis_is_disabled_and_loses_every_link(night):
     with pytest.raises(tokens.TokenRevoked):
         tokens.check(link, purpose="activation")
     assert account("g2").is_active  # her co-parent is untouched
+    event = AuditEvent.objects.filter(action="roster.accounts_synced").first()
+    assert event.detail["disabled"] == 1
 
 
 @pytest.mark.parametrize("spelling", ["false", "FALSE", "False"])
@@ -144,6 +146,7 @@ def test_a_pending_parents_new_sis_email_gets_the_welcome_and_the_old_link_dies(
     assert welcomes(rosa) == ["rosa@example.org", "Rosa.New@Example.org"]
     with pytest.raises(tokens.TokenRevoked):
         tokens.check(old_link, purpose="activation")
+    assert AuditEvent.objects.filter(action="account.sis_email_changed", subject=rosa).exists()
     night.run(g1={"email": "Rosa.New@Example.org"})
     assert len(welcomes(rosa)) == 2  # nothing twice
 
