@@ -35,11 +35,11 @@ from django.db.models import Q
 
 from portal.models import User
 from portal.normalisation import normalise_email
-from portal.provisioning import WELCOME
 from recovery.audit import record_event
 from recovery.emails import queue_email
+from recovery.flows.password_reset import queue_fresh_welcome
 from recovery.help_requests import submit_help_request
-from recovery.models import HelpRequest, OutboundEmail
+from recovery.models import HelpRequest
 from recovery.resolution import address_email_allowed
 
 KIND = HelpRequest.Kind.FORGOT_USERNAME
@@ -186,16 +186,7 @@ def _send_fresh_welcomes(*, address, language):
         stored = user.guardian.email
         if not address_email_allowed(address=stored):
             continue
-        # The Help flow is transactional mail: it must not wait behind a nightly bulk batch.
-        queue_email(
-            **{**WELCOME, "stream": OutboundEmail.Stream.TRANSACTIONAL},
-            to_address=stored,
-            user=user,
-            context={"username": user.get_username()},
-            language=user.language or language,
-        )
-        # Activation makes the address the welcome went to the verified recovery email.
-        User.objects.filter(pk=user.pk).update(welcome_sent_to=stored)
+        queue_fresh_welcome(user=user, address=stored, language=language)
         record_event(action="username_reminder.welcome_resent", subject=user)
         sent += 1
     return sent
