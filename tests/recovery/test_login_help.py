@@ -173,3 +173,35 @@ def test_the_pages_follow_the_language(client, db, language):
     for (_, theirs), (_, ours) in zip(translated.headings, english.headings, strict=True):
         assert theirs != ours
     assert [href for href, _ in translated.links] == [href for href, _ in english.links]
+
+
+def test_every_help_page_is_accessible_self_contained_and_uncached(client, db):
+    from tests.portal.test_pages import is_local
+    from tests.portal.test_pages import parse as parse_page
+    from tests.portal.test_portal_pages import labelled_inputs_problems
+
+    responses = {
+        "help": client.get(HELP),
+        "problems": client.get(PROBLEMS),
+        "form": client.get("/help/forgot-username/"),
+        "form with an error": client.post("/help/forgot-username/", {"email": "no at sign"}),
+        "sent": client.get("/help/forgot-username/sent/"),
+    }
+    for name, response in responses.items():
+        assert response.status_code == 200, name
+        page = parse_page(response)
+        html = response.content.decode()
+        assert page.html_lang == "en", name
+        assert {"header", "nav", "main", "footer"} <= page.landmarks, name
+        assert len(re.findall(r"<h1[ >]", html)) == 1, name
+        assert labelled_inputs_problems(html) == [], name
+        for tag, attribute, url in page.urls:
+            assert is_local(url), (name, tag, attribute, url)
+        assert not page.inline_script and not page.inline_style and not page.handlers, name
+        assert "no-store" in response["Cache-Control"], name
+        assert response["Referrer-Policy"] == "same-origin", name
+        for form in re.findall(r"<form\b[^>]*>", html):
+            assert 'method="post"' in form, (name, form)
+    error_page = responses["form with an error"].content.decode()
+    assert 'aria-invalid="true"' in error_page
+    assert "Enter an email address, for example name@example.org." in error_page

@@ -162,3 +162,20 @@ def test_no_account_email_is_off_with_the_setting(start_worker, smtp_server, acc
         "unknown",
         "reminded_1_welcomed_0",
     }
+
+
+def test_an_smtp_failure_never_changes_the_page(worker_process, smtp_server, accounts):
+    """Checklist A3/N1: the relay refusing the address changes nothing the person sees; the
+    failure is kept in the outbox (a short code, never the server's text)."""
+    from tests.recovery.username_reminder_helpers import signature
+
+    smtp_server.reject_recipient(SHARED)
+    refused = signature(SHARED)
+    unknown = signature("stranger@example.org")
+    assert refused == unknown
+    wait_until(
+        lambda: OutboundEmail.objects.filter(to_address=SHARED, status="failed").exists(),
+        message="the refused reminder marked failed",
+    )
+    assert OutboundEmail.objects.get(to_address=SHARED).last_error == "smtp_550"
+    assert signature(SHARED) == unknown  # after the failure too
