@@ -8,7 +8,9 @@ UPDATE, mints the token (for action emails) at send time, renders subject, text 
 templates in the recipient's language, sends through Django's default mailer and marks the row
 sent. Transient failures (SMTP 4xx, refused/reset connections, timeouts) go back to the queue
 with capped exponential backoff; permanent ones (SMTP 5xx for the message or recipient) and
-emails out of attempts are marked failed. Beat's `sweep_outbox` re-enqueues rows that no
+emails out of attempts are marked failed. Past the global mail breaker
+(RATELIMIT_MAIL_GLOBAL) a claimed row is put back untried and enqueued again after a while:
+mail waits in the outbox, nothing is dropped. Beat's `sweep_outbox` re-enqueues rows that no
 worker picked up within OUTBOX_STALE_SECONDS.
 
 Guarantees:
@@ -35,6 +37,7 @@ Guarantees:
 
 import json
 import logging
+import random
 import re
 import smtplib
 import socket
@@ -46,7 +49,8 @@ from django.db import transaction
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 
-from recovery import mailer, outbox
+from recovery import mailer, outbox, ratelimit
+from recovery.app_settings import app_settings
 from recovery.links import absolute_link
 from recovery.models import OutboundEmail
 from recovery.rendering import build_message, render_outbound_email, template_names
@@ -75,7 +79,9 @@ class PermanentEmailError(Exception):
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    status: str  # "sent", "retry", "failed" or "skipped" (not claimable: sent or in hand)
+    # "sent", "retry", "failed", "deferred" (the mail breaker) or "skipped" (not claimable:
+    # sent or in another worker's hand)
+    status: str
     error_code: str = ""
     retry_in_seconds: float | None = None
 
@@ -164,6 +170,8 @@ def deliver_outbound_email(*, email_id):
     if email is None:
         # Already sent, failed, or in another worker's hands: a duplicate task, harmless.
         return DeliveryResult(status="skipped")
+    if not ratelimit.mail_budget_available():
+        return _defer(email)
     try:
         message = build_message(email, render_outbound_email(email, link=_mint_link(email)))
         mailer.send_message(message)
@@ -251,6 +259,16 @@ def _mint_link(email):
     return absolute_link(
         purpose=email.token_purpose, token=mint(user=user, purpose=email.token_purpose)
     )
+
+
+def _defer(email):
+    # Spread the waiting mail over the breaker's next window, so it does not all return at once.
+    period = ratelimit.Rate.parse(app_settings.RATELIMIT_MAIL_GLOBAL).period
+    delay = period * random.uniform(0.5, 1.0)
+    outbox.defer_outbound_email(email=email, delay=delay)
+    logger.info("Outbound email %s deferred %.0f s by the mail breaker.", email.pk, delay)
+    enqueue_outbound_email(email_id=email.pk, stream=email.stream, countdown=delay)
+    return DeliveryResult(status="deferred", retry_in_seconds=delay)
 
 
 def _give_up(email, code):

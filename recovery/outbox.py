@@ -83,6 +83,15 @@ def schedule_outbound_email_retry(*, email, error_code, now=None):
     return delay
 
 
+def defer_outbound_email(*, email, delay, now=None):
+    """Put a claimed row back in the queue untried (the mail breaker said wait): the claim's
+    attempt is handed back, so deferrals never make an email run out of attempts."""
+    due = (now or timezone.now()) + timedelta(seconds=delay)
+    OutboundEmail.objects.filter(pk=email.pk, status=Status.SENDING).update(
+        status=Status.QUEUED, enqueued_at=due, attempts=F("attempts") - 1
+    )
+
+
 def mark_outbound_email_failed(*, email, error_code):
     OutboundEmail.objects.filter(pk=email.pk).exclude(status=Status.SENT).update(
         status=Status.FAILED, last_error=error_code[:255]
