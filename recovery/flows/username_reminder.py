@@ -66,12 +66,14 @@ def resolve_username_reminder_request(*, help_request):
     if not address:
         return "empty"
     language = help_request.language
-    reminders = _send_reminders(address=address, language=language)
-    welcomes = _send_fresh_welcomes(address=address, language=language)
+    reminders, capped = _send_reminders(address=address, language=language)
+    welcomes, welcomes_capped = _send_fresh_welcomes(address=address, language=language)
     if reminders or welcomes:
         return f"reminded_{reminders}_welcomed_{welcomes}"
+    if capped or welcomes_capped:
+        return "address_capped"
     if _address_tied_to_an_account(address):
-        return "no_self_serve"  # disabled, staff, not set up, ... or over the email cap
+        return "no_self_serve"  # disabled, staff, Self Serve not set up
     if not getattr(settings, "RECOVERY_EMAIL_UNKNOWN_ACCOUNTS", True):
         return "unknown"
     plain = plain_single_address(typed)
@@ -163,9 +165,10 @@ def _send_reminders(*, address, language):
     by_stored_address = {}
     for user in _accounts_with_verified_recovery_email(address):
         by_stored_address.setdefault(user.recovery_email, []).append(user)
-    sent = 0
+    sent = capped = 0
     for stored, users in by_stored_address.items():
         if not address_email_allowed(address=stored):
+            capped += 1
             continue
         queue_email(
             kind=REMINDER_EMAIL,
@@ -177,16 +180,17 @@ def _send_reminders(*, address, language):
         for user in users:
             record_event(action="username_reminder.sent", subject=user)
         sent += 1
-    return sent
+    return sent, capped
 
 
 def _send_fresh_welcomes(*, address, language):
-    sent = 0
+    sent = capped = 0
     for user in _parents_awaiting_activation(address):
         stored = user.guardian.email
         if not address_email_allowed(address=stored):
+            capped += 1
             continue
         queue_fresh_welcome(user=user, address=stored, language=language)
         record_event(action="username_reminder.welcome_resent", subject=user)
         sent += 1
-    return sent
+    return sent, capped

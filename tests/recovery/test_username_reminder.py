@@ -370,6 +370,8 @@ def test_the_emails_to_one_address_are_capped(accounts, settings):
     with time_machine.travel(NOW, tick=False):
         counts = [len(resolve(address)) for address in [SHARED] * 3 + [UNKNOWN] * 3]
     assert counts == [1, 1, 0, 1, 1, 0]
+    outcomes = list(HelpRequest.objects.order_by("pk").values_list("outcome", flat=True))
+    assert outcomes[2] == "address_capped" and outcomes[5] == "unknown_capped"
 
 
 def test_usernames_and_no_account_texts_in_spanish_and_vietnamese(accounts):
