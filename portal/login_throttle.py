@@ -34,6 +34,7 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
@@ -278,7 +279,8 @@ def record_success(*, request, username, user):
 
 def clear_account(user, *, username=None):
     """Forget `user`'s failures and lock: called by a password reset (user_set_password)."""
-    type(user)._default_manager.filter(pk=user.pk).update(
+    # The model, not type(user): request.user is a lazy wrapper.
+    get_user_model()._default_manager.filter(pk=user.pk).update(
         failed_login_count=0, last_failed_login_at=None, login_locked_at=None
     )
     user.failed_login_count, user.last_failed_login_at, user.login_locked_at = 0, None, None

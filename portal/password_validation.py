@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from portal.passwords import normalise_password
+from portal.student_passwords import ascii_fold, default_password_for
 
 MIN_LENGTH = 12
 YOUNG_STUDENT_MIN_LENGTH = 8
@@ -59,13 +60,6 @@ _DIGIT_RUNS = "01234567890123456789"
 def fold(text):
     """Case-insensitive comparison form: NFKC, casefold."""
     return unicodedata.normalize("NFKC", str(text or "")).casefold()
-
-
-def ascii_fold(text):
-    """`text` with accents and marks dropped ("garcía" -> "garcia", "đ" -> "d")."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _variants(password):
@@ -250,17 +244,6 @@ def _date_forms(date):
     return {form for form in forms if len(form) >= 6}
 
 
-def student_default_password(student):
-    """The district default of SPEC §2.5 for `student` (initials + mmddyy), or "" without one."""
-    if student is None or not student.birth_date:
-        return ""
-    initials = "".join(
-        ascii_fold(unicodedata.normalize("NFKC", name or "").strip()[:1]).upper()
-        for name in (student.given_name, student.family_name)
-    )
-    return initials + student.birth_date.strftime("%m%d%y")
-
-
 def personal_context(user):
     """(words, date forms) the person's password must not be built from."""
     words, dates = set(), set()
@@ -288,7 +271,7 @@ def personal_context(user):
                 words.add(fold(identifier))
         if getattr(record, "birth_date", None):
             dates |= _date_forms(record.birth_date)
-            default = student_default_password(record)
+            default = default_password_for(record) or ""
             if default:
                 words.add(fold(default))
     words = {word for word in words if len(word) >= 3}

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from portal import login_throttle
 from portal.hashers import FastTestArgon2PasswordHasher
@@ -295,6 +296,16 @@ def test_clear_account_forgets_failures(db, clock, client):
     parent.refresh_from_db()
     assert (parent.failed_login_count, parent.last_failed_login_at) == (0, None)
     assert sign_in(client, "parent.one", PASSWORD).status_code == 302
+
+
+def test_clear_account_takes_the_lazy_request_user(db, clock, client):
+    # Views pass request.user, a SimpleLazyObject whose type() is not the model.
+    parent = make_parent()
+    for _ in range(6):
+        sign_in(client, "parent.one", "wrong password 1")
+    login_throttle.clear_account(SimpleLazyObject(lambda: parent))
+    parent.refresh_from_db()
+    assert parent.failed_login_count == 0
 
 
 # --- per client IP (J4) --------------------------------------------------------------------------

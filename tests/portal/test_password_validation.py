@@ -20,9 +20,9 @@ from portal.password_validation import (
     BREACHED_LIST_PATH,
     min_length_for,
     password_rules,
-    student_default_password,
 )
 from portal.passwords import normalise_password
+from portal.student_passwords import default_password_for
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -237,13 +237,13 @@ def test_a_three_letter_name_is_refused_only_as_a_word():
 @pytest.mark.parametrize("variant", ["AN041512", "an041512", "An041512", "AN041512!", "!an041512"])
 def test_the_student_default_and_its_variants_are_refused(variant):
     user = student("03")  # 8 characters is long enough here: only the content refuses it
-    assert student_default_password(user.student) == "AN041512"
+    assert default_password_for(user.student) == "AN041512"
     assert "password_too_personal" in errors(variant, user)
 
 
 def test_the_default_uses_ascii_initials():
     record = Student(given_name="Ñandú", family_name="Đặng", birth_date=date(2012, 3, 9))
-    assert student_default_password(record) == "ND030912"
+    assert default_password_for(record) == "ND030912"
 
 
 def test_personal_checks_are_skipped_without_a_person():
