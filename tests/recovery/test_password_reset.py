@@ -89,6 +89,7 @@ def assert_invalid_page(response, status=200):
     assert INVALID_HEADING in body
     assert f'href="{FORM}"' in body
     assert "new_password1" not in body
+    assert_uncached(response)
 
 
 def assert_uncached(response):
