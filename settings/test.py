@@ -34,5 +34,5 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = "Portal Help <portal-help@portal.example.org>"
 
-# Argon2 with a small memory cost keeps the suite fast; production keeps Django's defaults.
+# Argon2 with a tiny memory cost keeps the suite fast; production uses portal.hashers' own.
 PASSWORD_HASHERS = ["portal.hashers.FastTestArgon2PasswordHasher"]

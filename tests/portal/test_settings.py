@@ -47,3 +47,14 @@ def test_production_rejects_a_base_url_that_is_not_an_origin():
     result = _check_production({**PRODUCTION_ENV, "PORTAL_BASE_URL": "portal.example.org"})
     assert result.returncode != 0
     assert "PORTAL_BASE_URL must be an absolute" in result.stderr
+
+
+def test_production_hashes_passwords_with_argon2id_at_owasp_parameters():
+    from argon2 import extract_parameters
+
+    from portal.hashers import PortalArgon2PasswordHasher
+
+    encoded = PortalArgon2PasswordHasher().encode("correct horse battery staple", "saltsaltsalt")
+    params = extract_parameters("$" + encoded.split("$", 1)[1])
+    assert encoded.startswith("argon2$argon2id$")
+    assert (params.memory_cost, params.time_cost, params.parallelism) == (19 * 1024, 2, 1)
