@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from portal.models import Guardian, Student, User
 from portal.normalisation import normalise_email
-from portal.provisioning import queue_welcome_email
+from portal.provisioning import queue_welcome_emails
 from recovery.audit import record_event
 from recovery.emails import queue_email
 from recovery.models import IssuedToken
@@ -95,16 +95,15 @@ def revoke_outstanding_tokens(*, users, now=None):
 def disable_accounts_gone_from_sis(*, changed_at=None):
     """Disable the active accounts of people the SIS deactivated or disabled; return how many."""
     targets = User.objects.filter(_person_changed(changed_at), _person_gone(), is_active=True)
-    # Materialised first: once is_active flips, the same filter no longer finds them.
-    ids = list(targets.values_list("pk", flat=True))
-    if not ids:
-        return 0
-    disabled = User.objects.filter(pk__in=ids)
-    revoke_outstanding_tokens(users=disabled)
+    # Three set-based UPDATEs, is_active last: until it flips, the same filter finds the same
+    # accounts (a mass deactivation never travels through Python as a list of ids).
+    revoke_outstanding_tokens(users=targets)
     # The welcome's link is dead now: an empty welcome_sent_to makes step 3 send a fresh one
     # if the SIS restores the parent before they activated.
-    disabled.filter(role=User.Role.PARENT, activated_at__isnull=True).update(welcome_sent_to="")
-    return disabled.update(is_active=False, disabled_by_sis=True)
+    targets.filter(role=User.Role.PARENT, activated_at__isnull=True).exclude(
+        welcome_sent_to=""
+    ).update(welcome_sent_to="")
+    return targets.update(is_active=False, disabled_by_sis=True)
 
 
 def restore_accounts_back_in_sis(*, changed_at=None):
@@ -117,11 +116,14 @@ def restore_accounts_back_in_sis(*, changed_at=None):
 
 
 def follow_sis_email_changes(*, changed_at=None):
-    """Apply changed SIS emails to parent and student accounts (see module doc, step 3)."""
+    """Apply changed SIS emails to parent and student accounts (see module doc, step 3).
+
+    Python only sorts the candidates (normalised comparison: NFKC + casefold have no portable
+    SQL spelling); the writes are bulk UPDATEs per outcome and one bulk insert of welcomes.
+    """
     counts = {"welcomes_sent": 0, "welcomes_withheld": 0, "activated_email_changes": 0}
     counts["student_emails"] = _follow_student_emails(changed_at)
-    # Only rows whose raw address differs can differ normalised: the SQL does the narrowing,
-    # Python decides on the normalised form (NFKC + casefold have no portable SQL spelling).
+    # Only rows whose raw address differs can differ normalised: the SQL does the narrowing.
     sis_email = F("guardian__email")
     parents = (
         User.objects.filter(_changed("guardian", changed_at), role=User.Role.PARENT, is_active=True)
@@ -131,46 +133,65 @@ def follow_sis_email_changes(*, changed_at=None):
         )
         .select_related("guardian")
     )
-    for user in parents:
-        if user.activated_at is None:
-            outcome = _follow_email_before_activation(user)
+    respelt, withheld, resend, changed = [], [], [], []
+    for user in parents.iterator(chunk_size=2000):
+        new = user.guardian.email
+        if user.activated_at is not None:
+            same = normalise_email(new) == normalise_email(user.email)
+            (respelt if same else changed).append(user)
+        elif normalise_email(new) == normalise_email(user.welcome_sent_to):
+            respelt.append(user)  # the welcome went to this mailbox: keep the SIS's spelling
+        elif not new or user.guardian.email_shared:
+            # No address that is the parent's alone: no welcome until the SIS has one. An
+            # empty welcome_sent_to says no link is out, so the next usable address gets one.
+            if user.welcome_sent_to or user.email != new:
+                withheld.append(user)
         else:
-            outcome = _follow_email_after_activation(user)
-        if outcome:
-            counts[outcome] += 1
+            resend.append(user)
+
+    pending_respelt = [u for u in respelt if u.activated_at is None]
+    _set_email_from_sis(pending_respelt, welcome_sent_to="sis")
+    _set_email_from_sis([u for u in respelt if u.activated_at is not None])
+    _revoke(withheld + resend + changed)
+    _set_email_from_sis(withheld, welcome_sent_to="")
+    _set_email_from_sis(resend, welcome_sent_to="sis")
+    for user in resend:
+        user.email = user.welcome_sent_to = user.guardian.email
+    queue_welcome_emails(users=resend)
+    _set_email_from_sis(changed)
+    for user in changed:
+        _notify_activated_parent(user, old=user.email)
+    counts["welcomes_sent"] = len(resend)
+    counts["welcomes_withheld"] = len(withheld)
+    counts["activated_email_changes"] = len(changed)
     return counts
 
 
-def _follow_email_before_activation(user):
-    guardian = user.guardian
-    new = guardian.email
-    if normalise_email(new) == normalise_email(user.welcome_sent_to):
-        # Only the spelling changed: the welcome went to the same mailbox. Keep the SIS's form.
-        User.objects.filter(pk=user.pk).update(email=new, welcome_sent_to=new)
-        return None
-    one = User.objects.filter(pk=user.pk)
-    revoke_outstanding_tokens(users=one)
-    if not new or guardian.email_shared:
-        # No address that is the parent's alone: no welcome until the SIS has one. An empty
-        # welcome_sent_to says no link is out, so the next usable address gets a welcome.
-        if user.welcome_sent_to or user.email != new:
-            one.update(email=new, welcome_sent_to="")
-            return "welcomes_withheld"
-        return None
-    one.update(email=new, welcome_sent_to=new)
-    user.email = user.welcome_sent_to = new
-    queue_welcome_email(user=user)
-    record_event(action="account.sis_email_changed", subject=user, detail={"activated": False})
-    return "welcomes_sent"
+_CHUNK = 5000
 
 
-def _follow_email_after_activation(user):
-    old, new = user.email, user.guardian.email
-    one = User.objects.filter(pk=user.pk)
-    one.update(email=new)
-    if normalise_email(new) == normalise_email(old):
-        return None
-    revoke_outstanding_tokens(users=one)
+def _chunks(users):
+    for start in range(0, len(users), _CHUNK):
+        yield [user.pk for user in users[start : start + _CHUNK]]
+
+
+def _set_email_from_sis(users, *, welcome_sent_to=None):
+    """User.email (and welcome_sent_to: "sis" = the same, "" = none) from the guardian row."""
+    sis_email = Subquery(Guardian.objects.filter(pk=OuterRef("guardian_id")).values("email")[:1])
+    values = {"email": sis_email}
+    if welcome_sent_to is not None:
+        values["welcome_sent_to"] = sis_email if welcome_sent_to == "sis" else welcome_sent_to
+    for ids in _chunks(users):
+        User.objects.filter(pk__in=ids).update(**values)
+
+
+def _revoke(users):
+    for ids in _chunks(users):
+        revoke_outstanding_tokens(users=User.objects.filter(pk__in=ids))
+
+
+def _notify_activated_parent(user, *, old):
+    """Checklist L5: the old SIS address hears of the change if notices went there."""
     record_event(action="account.sis_email_changed", subject=user, detail={"activated": True})
     if _old_address_got_notices(user, old):
         queue_email(
@@ -179,7 +200,6 @@ def _follow_email_after_activation(user):
             user=user,
             context={"username": user.get_username()},
         )
-    return "activated_email_changes"
 
 
 def _old_address_got_notices(user, old):
