@@ -137,3 +137,93 @@ class HelpRequest(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.pk}"
+
+
+class StaffProfile(models.Model):
+    """A support-staff member's role: scoped to schools, or a supervisor who sees everything."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    is_supervisor = models.BooleanField(default=False)
+    # Empty for a supervisor; a support worker sees only these schools' requests.
+    schools = models.ManyToManyField("portal.Organisation", blank=True, related_name="+")
+
+    def __str__(self):
+        return f"{'supervisor' if self.is_supervisor else 'staff'} {self.user_id}"
+
+
+class ManualRequest(models.Model):
+    """A family's "Portal Account Reset Request" (SPEC §2.6), stored before anything else."""
+
+    class RequestType(models.TextChoices):
+        RESET = "reset", _("Portal reset")
+        NEW_ACCOUNT = "new_account", _("New account")
+
+    class RequestFor(models.TextChoices):
+        PARENT = "parent", _("Parent")
+        STUDENT = "student", _("Student")
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        IN_PROGRESS = "in_progress", _("In progress")
+        WAITING = "waiting", _("Waiting on family")
+        RESOLVED = "resolved", _("Resolved")
+        REJECTED = "rejected", _("Rejected")
+
+    reference = models.CharField(max_length=16, unique=True)  # in the acknowledgement email
+    # What the family typed, exactly (always escaped when shown; never proof of identity).
+    student_first_name = models.CharField(max_length=100)
+    student_last_name = models.CharField(max_length=100)
+    student_id = models.CharField(max_length=32)
+    student_email = models.CharField(max_length=254, blank=True)
+    request_type = models.CharField(max_length=16, choices=RequestType.choices)
+    request_for = models.CharField(max_length=16, choices=RequestFor.choices)
+    parent_first_name = models.CharField(max_length=100, blank=True)
+    parent_last_name = models.CharField(max_length=100, blank=True)
+    parent_email = models.CharField(max_length=254, blank=True)
+    comments = models.TextField(max_length=2000, blank=True)
+    # Where fixed-text answers go: the typed parent email, else the student's (never account data).
+    answer_address = models.CharField(max_length=254)
+    language = models.CharField(max_length=8, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_manual_requests",
+    )
+    # Set by the roster match, for scoping staff to schools and for the queue's filters.
+    school = models.ForeignKey(
+        "portal.Organisation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ip_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="manual_status_created")]
+
+    def __str__(self):
+        return f"Request {self.reference}"
+
+
+class ManualRequestEvent(models.Model):
+    """The history of a manual request: every status change, assignment, action and note."""
+
+    request = models.ForeignKey(ManualRequest, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=64)
+    note = models.TextField(max_length=2000, blank=True)
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self):
+        return f"{self.action} on {self.request_id}"
