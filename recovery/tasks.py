@@ -41,3 +41,11 @@ def sweep_help_requests():
     from recovery.help_requests import sweep_help_requests as sweep
 
     sweep()
+
+
+@shared_task(ignore_result=True, queue="batch")
+def purge_old_records():
+    """Beat, daily: delete records past their retention period (recovery.retention)."""
+    from recovery.retention import purge_old_records as purge
+
+    purge()

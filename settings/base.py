@@ -256,5 +256,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.nightly_roster",
         "schedule": _nightly(PROVISIONING_SCHEDULE),
     },
+    # Daily, after the default nightly roster job, on the batch queue (checklist O10).
+    "purge-old-records": {
+        "task": "recovery.tasks.purge_old_records",
+        "schedule": crontab(hour=3, minute=45),
+        "options": {"queue": "batch"},
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
