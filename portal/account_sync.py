@@ -59,30 +59,19 @@ def sync_accounts_with_roster(sender, *, summary, **kwargs):
     return counts
 
 
-def _changed(prefix, changed_at):
-    """Accounts whose guardian or student row this import wrote (all of them if unknown)."""
-    if changed_at is None:
-        return Q(**{f"{prefix}__isnull": False})
-    return Q(**{f"{prefix}__updated_at": changed_at})
+_KINDS = (("guardian", Guardian), ("student", Student))
 
 
-def _person_changed(changed_at):
-    return _changed("guardian", changed_at) | _changed("student", changed_at)
+def _people(model, changed_at):
+    """The roster rows this import wrote (every row if that is unknown)."""
+    rows = model.objects.all()
+    return rows if changed_at is None else rows.filter(updated_at=changed_at)
 
 
-def _person_gone():
-    return (
-        Q(guardian__active=False)
-        | Q(guardian__enabled=False)
-        | Q(student__active=False)
-        | Q(student__enabled=False)
-    )
-
-
-def _person_back():
-    return Q(guardian__active=True, guardian__enabled=True) | Q(
-        student__active=True, student__enabled=True
-    )
+def _accounts_of(kind, people):
+    """Accounts linked to `people` (a roster queryset): a semi-join the planner starts from
+    the few roster rows, then the account's unique index; never a scan of every account."""
+    return User.objects.filter(**{f"{kind}__in": people.values("pk")})
 
 
 def revoke_outstanding_tokens(*, users, now=None):
@@ -94,25 +83,33 @@ def revoke_outstanding_tokens(*, users, now=None):
 
 def disable_accounts_gone_from_sis(*, changed_at=None):
     """Disable the active accounts of people the SIS deactivated or disabled; return how many."""
-    targets = User.objects.filter(_person_changed(changed_at), _person_gone(), is_active=True)
-    # Three set-based UPDATEs, is_active last: until it flips, the same filter finds the same
-    # accounts (a mass deactivation never travels through Python as a list of ids).
-    revoke_outstanding_tokens(users=targets)
-    # The welcome's link is dead now: an empty welcome_sent_to makes step 3 send a fresh one
-    # if the SIS restores the parent before they activated.
-    targets.filter(role=User.Role.PARENT, activated_at__isnull=True).exclude(
-        welcome_sent_to=""
-    ).update(welcome_sent_to="")
-    return targets.update(is_active=False, disabled_by_sis=True)
+    disabled = 0
+    for kind, model in _KINDS:
+        gone = _people(model, changed_at).filter(Q(active=False) | Q(enabled=False))
+        targets = _accounts_of(kind, gone).filter(is_active=True)
+        # Set-based UPDATEs, is_active last: until it flips, the same filter finds the same
+        # accounts (a mass deactivation never travels through Python as a list of ids).
+        revoke_outstanding_tokens(users=targets)
+        # The welcome's link is dead now: an empty welcome_sent_to makes step 3 send a fresh
+        # one if the SIS restores the parent before they activated.
+        targets.filter(role=User.Role.PARENT, activated_at__isnull=True).exclude(
+            welcome_sent_to=""
+        ).update(welcome_sent_to="")
+        disabled += targets.update(is_active=False, disabled_by_sis=True)
+    return disabled
 
 
 def restore_accounts_back_in_sis(*, changed_at=None):
     """Re-enable accounts this sync disabled whose person the SIS lists and enables again."""
-    return (
-        User.objects.filter(_person_changed(changed_at), disabled_by_sis=True)
-        .filter(_person_back())
-        .update(is_active=True, disabled_by_sis=False)
-    )
+    restored = 0
+    for kind, model in _KINDS:
+        back = _people(model, changed_at).filter(active=True, enabled=True)
+        restored += (
+            _accounts_of(kind, back)
+            .filter(disabled_by_sis=True)
+            .update(is_active=True, disabled_by_sis=False)
+        )
+    return restored
 
 
 def follow_sis_email_changes(*, changed_at=None):
@@ -126,7 +123,8 @@ def follow_sis_email_changes(*, changed_at=None):
     # Only rows whose raw address differs can differ normalised: the SQL does the narrowing.
     sis_email = F("guardian__email")
     parents = (
-        User.objects.filter(_changed("guardian", changed_at), role=User.Role.PARENT, is_active=True)
+        _accounts_of("guardian", _people(Guardian, changed_at))
+        .filter(role=User.Role.PARENT, is_active=True)
         .filter(
             (Q(activated_at__isnull=True) & ~Q(welcome_sent_to=sis_email))
             | (Q(activated_at__isnull=False) & ~Q(email=sis_email))
@@ -221,7 +219,8 @@ def _old_address_got_notices(user, old):
 def _follow_student_emails(changed_at):
     sis_email = Subquery(Student.objects.filter(pk=OuterRef("student_id")).values("email")[:1])
     return (
-        User.objects.filter(_changed("student", changed_at), role=User.Role.STUDENT)
+        _accounts_of("student", _people(Student, changed_at))
+        .filter(role=User.Role.STUDENT)
         .exclude(email=F("student__email"))
         .update(email=sis_email)
     )

@@ -6,15 +6,23 @@ in the outbox (and enqueued to the broker on commit), and student accounts. Repo
 accounts per second, and the proof that no password was hashed — every account created has an
 unusable password, so `usable passwords` must be 0. Nothing sends the emails (no worker); the
 queued tasks are purged from the broker afterwards.
+
+Then the roster→accounts receiver (portal.account_sync): its cost after an unchanged re-import
+(it looks only at rows the import changed), its worst case when it must scan every account, and
+a real import in which 5% of the families have left (their accounts disabled, links revoked).
 """
 
+import csv
+import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
+from portal.account_sync import sync_accounts_with_roster
 from portal.models import Guardian, User
 from portal.provisioning import provision_accounts
 from portal.roster.importer import import_roster
@@ -28,12 +36,20 @@ GUARDIANS_PER_STUDENT = 1.15  # the synthetic district's guardians per student
 def run(args):
     guardians = 10_000 if args.quick else 100_000
     label = f"{guardians // 1000}k guardians"
+    students = round(guardians / GUARDIANS_PER_STUDENT)
     with tempfile.TemporaryDirectory(prefix="bench-provisioning-") as scratch:
-        folder = write_roster(
-            Path(scratch) / "set", students=round(guardians / GUARDIANS_PER_STUDENT), seed=7
-        )
+        folder = write_roster(Path(scratch) / "set", students=students, seed=7)
+        smaller = _without_last_families(folder, Path(scratch) / "smaller", share=0.05)
         _clean()
         import_roster(folder)
+        rows = _provision(label)
+        rows.extend(_sync(label, folder, smaller))
+    purge_broker(settings.CELERY_BROKER_URL)
+    _clean()
+    return rows
+
+
+def _provision(label):
     in_roster = Guardian.objects.count()
 
     started = time.perf_counter()
@@ -45,8 +61,6 @@ def run(args):
     again = provision_accounts()
     again_seconds = time.perf_counter() - again_started
     welcomes = OutboundEmail.objects.filter(kind="welcome").count()
-    purge_broker(settings.CELERY_BROKER_URL)
-    _clean()
 
     def figure(name, value, unit):
         return {"benchmark": "provisioning", "figure": f"{label}: {name}", "value": value,
@@ -66,6 +80,51 @@ def run(args):
         figure("usable passwords (hashed)", usable, "(must be 0)"),
         figure("second run", again_seconds, f"s ({again.parents_created} created)"),
     ]
+
+
+def _sync(label, folder, smaller):
+    """The roster→accounts receiver inside real imports, and its worst case (a full scan)."""
+    unchanged = import_roster(folder)
+    started = time.perf_counter()
+    sync_accounts_with_roster(None, summary=unchanged)
+    narrowed = time.perf_counter() - started
+    started = time.perf_counter()
+    with transaction.atomic():
+        sync_accounts_with_roster(None, summary=SimpleNamespace(changed_at=None))
+    full_scan = time.perf_counter() - started
+    started = time.perf_counter()
+    import_roster(smaller)
+    shrink = time.perf_counter() - started
+    disabled = User.objects.filter(disabled_by_sis=True).count()
+    users = User.objects.count()
+
+    def figure(name, value, unit):
+        return {"benchmark": "account sync", "figure": f"{label}: {name}", "value": value,
+                "unit": unit}  # fmt: skip
+
+    return [
+        figure("after an unchanged re-import", narrowed, "s"),
+        figure("full scan (changed_at unknown)", full_scan, f"s over {users} accounts"),
+        figure("import without 5% of families", shrink, f"s, {disabled} accounts disabled"),
+    ]
+
+
+def _without_last_families(folder, dest, *, share):
+    """A copy of the set without its last `share` of users.csv rows (whole families, the
+    synthetic writer puts each family's rows together) and their demographics."""
+    shutil.copytree(folder, dest)
+    with open(folder / "users.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[: 1 + round((len(rows) - 1) * (1 - share))]
+    with open(dest / "users.csv", "w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(kept)
+    ids = {row[0] for row in kept[1:]}
+    with open(folder / "demographics.csv", encoding="utf-8", newline="") as handle:
+        demographics = list(csv.reader(handle))
+    with open(dest / "demographics.csv", "w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerows([demographics[0], *(r for r in demographics[1:] if r[0] in ids)])
+    return dest
 
 
 def _clean():
