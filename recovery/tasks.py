@@ -43,9 +43,9 @@ def sweep_help_requests():
     sweep()
 
 
-@shared_task(ignore_result=True, queue="batch")
+@shared_task(ignore_result=True)
 def purge_old_records():
-    """Beat, daily: delete records past their retention period (recovery.retention)."""
+    """Beat, daily on queue `batch`: delete records past their retention (recovery.retention)."""
     from recovery.retention import purge_old_records as purge
 
     purge()
