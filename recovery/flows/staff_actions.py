@@ -126,11 +126,6 @@ def guardian_unavailable_reason(guardian):
         return _("The SIS lists this person as a relative, not a parent or guardian.")
     if not GuardianStudent.objects.filter(guardian=guardian, student__active=True).exists():
         return _("The guardian has no active student.")
-    if guardian.email and not guardian.email_shared:
-        return _(
-            "The guardian has an email of their own in the SIS: the nightly job creates the "
-            "account and sends the welcome there."
-        )
     return ""
 
 
@@ -360,8 +355,10 @@ def create_guardian_account(
     the nightly job makes one (username from the name, no usable password, no password hashed)
     with `email` as the address its welcome went to; the welcome (username + activation link)
     goes there at once on the transactional stream, and activating makes it the recovery email.
-    A notice goes to the guardian's SIS address if it is theirs alone and a different mailbox.
-    A household address shared by several guardians is refused and never gets a notice.
+    A notice goes to the guardian's SIS address if it is theirs alone and a different mailbox
+    (a guardian the nightly job has not reached yet, enrolled today say): whoever reads that
+    mailbox learns an account was made elsewhere. A household address shared with another
+    guardian is refused as the verified address and never gets the notice.
     Returns the new User.
     """
     note = _clean_note(verified_how, required=True)
