@@ -13,6 +13,9 @@ from portal.views import (
     language,
     student_code,
 )
+from recovery.staff.admin_site import protect_admin_site
+
+protect_admin_site()
 
 portal_patterns = (
     [
@@ -49,5 +52,7 @@ urlpatterns = [
         dev_mail.message_html,
         name="dev_mail_html",
     ),
+    # The staff console (recovery.staff_urls); /admin/ needs the same password + code.
+    path("staff/", include("recovery.staff_urls")),
     path("admin/", admin.site.urls),
 ]

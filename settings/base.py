@@ -41,6 +41,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Staff sessions idle longer than STAFF_IDLE_TIMEOUT_SECONDS are ended (password + code again).
+    "recovery.staff.middleware.StaffIdleTimeoutMiddleware",
     # A signed-in user who must change their password (a student on the default) sees nothing
     # else until they have.
     "portal.middleware.ForcePasswordChangeMiddleware",
@@ -218,6 +220,8 @@ OUTBOX_SWEEP_BATCH = env_int("OUTBOX_SWEEP_BATCH", 500)
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Staff console (SPEC §6.7) and retention (checklist O10).
 STAFF_IDLE_TIMEOUT_SECONDS = env_int("STAFF_IDLE_TIMEOUT_SECONDS", 30 * 60)
+# The name staff see for their account in the authenticator app (django-otp's otpauth:// URI).
+OTP_TOTP_ISSUER = f"{DISTRICT_NAME} Portal"
 MANUAL_REQUEST_RETENTION_DAYS = env_int("MANUAL_REQUEST_RETENTION_DAYS", 365)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)
 RATELIMIT_MANUAL_REQUEST_PER_IP = env_str("RATELIMIT_MANUAL_REQUEST_PER_IP", "10/h")

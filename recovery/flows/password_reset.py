@@ -31,12 +31,14 @@ from recovery.emails import queue_email
 from recovery.help_requests import submit_help_request
 from recovery.models import HelpRequest, OutboundEmail
 from recovery.resolution import address_email_allowed
+from recovery.staff.team import staff_reset_authorised
 
 PURPOSE = tokens.Purpose.RESET
 
 
 class ResetUnavailable(tokens.TokenError):
-    """The link is genuine but its account may not reset by it now (disabled, staff)."""
+    """The link is genuine but its account may not reset by it now (disabled, staff not sent
+    a link by a supervisor)."""
 
 
 def request_password_reset(*, username, request):
@@ -51,7 +53,11 @@ def request_password_reset(*, username, request):
 
 
 def _may_reset(user):
-    return user.is_active and not _is_staff(user)
+    # A staff account's link is honoured only when a supervisor sent it (SPEC §6.6): this
+    # flow never sends one to staff, and recovery.staff.team records each one a supervisor sends.
+    if not user.is_active:
+        return False
+    return not _is_staff(user) or staff_reset_authorised(user=user)
 
 
 def _is_staff(user):
