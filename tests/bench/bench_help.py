@@ -83,7 +83,8 @@ def run(args):
     )
     _create_accounts()
     forms = _help_forms()
-    rows = []
+    # Other work on the machine skews every figure: the load is reported with them.
+    rows = [_row("load average (1 min) at the start", os.getloadavg()[0], "")]
     with tempfile.TemporaryDirectory(prefix="bench-help-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         instant = stack.enter_context(_SmtpServer(free_port()))
@@ -205,6 +206,7 @@ class _Throughput:
     machine_busy: float  # the machine's CPU busy share meanwhile
     resolved_rate: float | None  # help requests the worker resolved per second meanwhile
     worker_cpu_ms: float | None  # the worker's CPU per request it resolved meanwhile
+    sent_rate: float | None  # emails the worker delivered per second meanwhile
     statuses: Counter = field(default_factory=Counter)
 
 
@@ -220,6 +222,7 @@ def _throughput_rows(name, result):
         rows.append(_row("  resolved by the worker meanwhile", result.resolved_rate, "requests/s"))
         if result.worker_cpu_ms is not None:
             rows.append(_row("  worker CPU per resolved request", result.worker_cpu_ms, "ms"))
+        rows.append(_row("  emails the worker sent meanwhile", result.sent_rate, "emails/s"))
     return rows
 
 
@@ -406,17 +409,23 @@ class _Stack:
         busy, total = (b - a for a, b in zip(machine_before, _machine_cpu(), strict=True))
         server_cpu = _group_cpu_seconds(self.gunicorn.pid) - server_before
         worker_cpu = _group_cpu_seconds(self.worker.process.pid) - worker_before
-        resolved = None
+        resolved = sent = None
         if help_arm:
-            from recovery.models import HelpRequest
+            from recovery.models import HelpRequest, OutboundEmail
 
+            window = {"__gte": started_at, "__lte": timezone.now()}
             resolved = HelpRequest.objects.filter(
-                resolved_at__gte=started_at, resolved_at__lte=timezone.now()
+                **{f"resolved_at{k}": v for k, v in window.items()}
+            ).count()
+            sent = OutboundEmail.objects.filter(
+                **{f"sent_at{k}": v for k, v in window.items()}
             ).count()
         self._drop_backlog()
         unexpected = {status: n for status, n in statuses.items() if status != _expected(path)}
-        if unexpected or self._log_has_errors():
+        if unexpected or _has_errors(self.gunicorn_log):
             raise RuntimeError(f"{path}: answers {dict(statuses)}\n{self.log()}")
+        if _has_errors(self.worker.log_path):
+            raise RuntimeError(f"{path}: the worker failed\n{self.worker.log}")
         return _Throughput(
             rate=count / seconds,
             count=count,
@@ -427,6 +436,7 @@ class _Stack:
             machine_busy=busy / total,
             resolved_rate=None if resolved is None else resolved / seconds,
             worker_cpu_ms=worker_cpu * 1000 / resolved if resolved else None,
+            sent_rate=None if sent is None else sent / seconds,
             statuses=statuses,
         )
 
@@ -467,10 +477,6 @@ class _Stack:
                 return
             last = current
             time.sleep(0.5)
-
-    def _log_has_errors(self):
-        text = self.log()
-        return "Traceback" in text or "Failed to send password reset email" in text
 
     def log(self):
         return self.gunicorn_log.read_text(errors="replace")[-6000:]
@@ -553,6 +559,11 @@ def _request(port, payload):
 
 
 # --- processes and CPU accounting
+
+
+def _has_errors(log_path):
+    text = Path(log_path).read_text(errors="replace")
+    return any(sign in text for sign in ("Traceback", "ERROR", "Failed to send password reset"))
 
 
 def _wait_for_port(port, process, what, *, log=None, timeout=60):
