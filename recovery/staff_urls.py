@@ -6,7 +6,14 @@ except the sign-in pages themselves.
 
 from django.urls import path
 
-from recovery.views import staff_auth, staff_team
+from recovery.views import (
+    staff_audit,
+    staff_auth,
+    staff_contact_changes,
+    staff_dashboard,
+    staff_guardians,
+    staff_team,
+)
 
 app_name = "staff"
 
@@ -25,4 +32,24 @@ urlpatterns = [
         staff_team.SendPasswordResetView.as_view(),
         name="team_password_reset",
     ),
+    # Guardians without accounts, contact changes, the audit log, the dashboard (O).
+    path("guardians/", staff_guardians.GuardianListView.as_view(), name="guardians"),
+    path(
+        "guardians/<str:sourced_id>/",
+        staff_guardians.GuardianDetailView.as_view(),
+        name="guardian",
+    ),
+    path(
+        "contact-changes/",
+        staff_contact_changes.ContactChangeListView.as_view(),
+        name="contact_changes",
+    ),
+    path(
+        "contact-changes/<int:pk>/",
+        staff_contact_changes.ContactChangeDetailView.as_view(),
+        name="contact_change",
+    ),
+    path("audit/", staff_audit.AuditLogView.as_view(), name="audit"),
+    path("audit/export.csv", staff_audit.AuditExportView.as_view(), name="audit_export"),
+    path("dashboard/", staff_dashboard.DashboardView.as_view(), name="dashboard"),
 ]
