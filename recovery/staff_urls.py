@@ -12,6 +12,7 @@ from recovery.views import (
     staff_contact_changes,
     staff_dashboard,
     staff_guardians,
+    staff_requests,
     staff_team,
 )
 
@@ -31,6 +32,24 @@ urlpatterns = [
         "team/<int:user_id>/password-reset/",
         staff_team.SendPasswordResetView.as_view(),
         name="team_password_reset",
+    ),
+    # The queue of manual requests, the request page and its actions (Q).
+    path("", staff_requests.StaffHomeView.as_view(), name="home"),
+    path("requests/", staff_requests.QueueView.as_view(), name="requests"),
+    path(
+        "requests/<str:reference>/",
+        staff_requests.RequestDetailView.as_view(),
+        name="request_detail",
+    ),
+    path(
+        "requests/<str:reference>/act/<slug:action>/",
+        staff_requests.RequestActionView.as_view(),
+        name="request_action",
+    ),
+    path(
+        "requests/<str:reference>/code/",
+        staff_requests.PrintableCodeView.as_view(),
+        name="request_code",
     ),
     # Guardians without accounts, contact changes, the audit log, the dashboard (O).
     path("guardians/", staff_guardians.GuardianListView.as_view(), name="guardians"),

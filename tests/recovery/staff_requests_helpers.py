@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from portal.models import Guardian, GuardianStudent, Organisation, Student
 from portal.normalisation import normalise_email
-from recovery.models import ManualRequest, StaffProfile
+from recovery.models import ManualRequest
+from tests.recovery.staff_helpers import make_staff
 
 PASSWORD = "violet kettle marches under quiet harbours"
 STUDENT_NUMBER = "20230417"
@@ -57,19 +58,6 @@ def _guardian(sourced_id, given, family, email, **fields):
         role=Guardian.Role.PARENT,
         **fields,
     )
-
-
-def make_staff(username, *, schools=(), supervisor=False):
-    user = user_model().objects.create_user(
-        username=username,
-        password=PASSWORD,
-        role="staff",
-        is_staff=True,
-        email=f"{username}@district.example.org",
-    )
-    profile = StaffProfile.objects.create(user=user, is_supervisor=supervisor)
-    profile.schools.set(schools)
-    return user
 
 
 def make_district():
