@@ -6,6 +6,7 @@ from recovery.landing import TokenLandingView
 from recovery.views import activation, password_reset, self_serve
 from recovery.views.help import HelpView
 from recovery.views.login_help import LoginHelpView
+from recovery.views.manual_request import ManualRequestSentView, ManualRequestView
 from recovery.views.username_reminder import UsernameReminderSentView, UsernameReminderView
 
 app_name = "recovery"
@@ -66,6 +67,9 @@ urlpatterns = [
     path("help/", HelpView.as_view(), name="help"),
     path("help/problems/", LoginHelpView.as_view(), name="login_help"),
     path("help/forgot-username/", UsernameReminderView.as_view(), name="username_reminder"),
+    # The manual request form: one sent page whatever was typed.
+    path("help/request/", ManualRequestView.as_view(), name="manual_request"),
+    path("help/request/sent/", ManualRequestSentView.as_view(), name="manual_request_sent"),
     path(
         "help/forgot-username/sent/",
         UsernameReminderSentView.as_view(),
