@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.core.handlers.exception import response_for_exception
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.views.defaults import permission_denied
 
 from portal.models import Organisation
 from recovery.models import StaffProfile
@@ -74,9 +74,9 @@ class StaffRequiredMixin:
             response = self.check_staff_access(request) or super().dispatch(
                 request, *args, **kwargs
             )
-        except PermissionDenied as refusal:
-            # Rendered here rather than by the handler so that the 403 is never cached either.
-            response = permission_denied(request, refusal)
+        except (PermissionDenied, Http404) as refusal:
+            # Rendered here (as the handler would) so that 403s and 404s are uncached too.
+            response = response_for_exception(request, refusal)
         add_never_cache_headers(response)
         return response
 
