@@ -69,7 +69,7 @@ def reject_contact_change(*, change, staff, reason, request=None):
 def _decide(*, change, staff, status, reason, request):
     with transaction.atomic():
         change = (
-            ContactChangeRequest.objects.select_for_update()
+            ContactChangeRequest.objects.select_for_update(of=("self",))
             .select_related("user", "user__guardian")
             .get(pk=change.pk)
         )

@@ -72,13 +72,15 @@ class ContactChangeDetailView(StaffRequiredMixin, TemplateView):
         change = self.get_change()
         decision = request.POST.get("decision")
         form = RejectForm(request.POST if decision == "reject" else None)
+        error = ""
         try:
             if decision == "approve":
                 change = contact_change_review.approve_contact_change(
                     change=change, staff=request.user, request=request
                 )
                 messages.success(request, _approved_message(change))
-            elif decision == "reject" and form.is_valid():
+                return _back_to_list()
+            if decision == "reject" and form.is_valid():
                 change = contact_change_review.reject_contact_change(
                     change=change,
                     staff=request.user,
@@ -86,24 +88,26 @@ class ContactChangeDetailView(StaffRequiredMixin, TemplateView):
                     request=request,
                 )
                 messages.success(request, _told_message(change, gettext("Rejected.")))
-            else:
-                if decision != "reject":
-                    form.add_error(None, gettext("Choose approve or reject."))
-                return self.render_page(change, form, status=400)
+                return _back_to_list()
+            if decision != "reject":
+                error = gettext("Choose approve or reject.")
         except contact_change_review.ReviewRefused as refusal:
-            form.add_error(None, refusal.reason)
-            return self.render_page(self.get_change(), form, status=400)
-        return HttpResponseRedirect(reverse("staff:contact_changes"), status=303)
+            error = refusal.reason
+        return self.render_page(self.get_change(), form, error=error, status=400)
 
-    def render_page(self, change, form, *, status=200):
+    def render_page(self, change, form, *, error="", status=200):
         guardian = change.user.guardian
         on_record = ""
         if guardian is not None and change.field == ContactChangeRequest.Field.PHONE:
             on_record = guardian.phone
         elif guardian is not None and change.field == ContactChangeRequest.Field.EMAIL:
             on_record = guardian.email
-        context = self.get_context_data(change=change, on_record=on_record, form=form)
+        context = self.get_context_data(change=change, on_record=on_record, form=form, error=error)
         return self.render_to_response(context, status=status)
+
+
+def _back_to_list():
+    return HttpResponseRedirect(reverse("staff:contact_changes"), status=303)
 
 
 def _approved_message(change):
