@@ -40,7 +40,7 @@ from portal.provisioning import unusable_password
 from portal.student_codes import issue_student_code
 from portal.usernames import UsernameAllocator, username_base
 from recovery import tokens
-from recovery.audit import record_event
+from recovery.audit import UnsafeAuditDetail, check_detail, record_event
 from recovery.emails import queue_email
 from recovery.flows.password_reset import queue_fresh_welcome
 from recovery.flows.username_reminder import plain_single_address
@@ -138,6 +138,13 @@ def _clean_note(note, *, required=False):
         raise ActionRefused(_("Write a note."))
     if len(note) > NOTE_MAX:
         raise ActionRefused(_("The note is too long."))
+    if "\x00" in note:
+        raise ActionRefused(_("The note holds characters that cannot be stored."))
+    try:
+        check_detail({"note": note})
+    except UnsafeAuditDetail:
+        # The audit trail never stores a signed token: nor does a note that pastes one.
+        raise ActionRefused(_("Leave links and codes out of the note.")) from None
     return note
 
 

@@ -59,6 +59,8 @@ def _in_scope(user, school_id):
 
 def request_for_staff(user, reference):
     """The request and its roster match, or 404 when it is not `user`'s to see."""
+    if "\x00" in reference:
+        raise Http404  # PostgreSQL text cannot hold NUL: not a reference, not a 500
     manual_request = get_object_or_404(visible_requests(user), reference=reference)
     match = match_request(manual_request=manual_request)
     if manual_request.school_id is None and not _in_scope(user, match.school_id):

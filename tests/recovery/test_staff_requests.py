@@ -357,3 +357,32 @@ def test_staff_never_see_a_password_field_for_families(district, manual_request)
     body = console(district.staff_a).get(detail_url(manual_request)).content.decode()
     assert 'type="password"' not in body
     assert "new_password" not in body
+
+
+def test_bad_input_is_a_4xx_or_a_message_never_a_500(district, manual_request):
+    client = console(district.supervisor)
+    assert client.get("/staff/requests/R-%00/").status_code == 404
+    assert client.post("/staff/requests/R-%00/act/assign/").status_code == 404
+    assert client.get("/staff/requests/", {"q": "a\x00b", "page": "-1"}).status_code == 200
+    token_shaped = "A" * 24 + ".abcd." + "B" * 24
+    for note in ("a\x00b", f"sent {token_shaped}", "x" * 2001):
+        response = client.post(
+            action_url(manual_request, "reset-link"),
+            {"note": note, "account": district.rosa_account.pk},
+            follow=True,
+        )
+        assert response.status_code == 200
+    for account in ("", "abc", "1 OR 1=1", "\x00", str(10**20)):
+        response = client.post(
+            action_url(manual_request, "unlock"), {"note": NOTE, "account": account}, follow=True
+        )
+        assert response.status_code == 200
+        assert "not part of this request" in page_text(response)
+    response = client.post(
+        action_url(manual_request, "create-account"),
+        {"note": NOTE, "guardian": district.luis.pk, "email": "luis@\x00example.org"},
+        follow=True,
+    )
+    assert response.status_code == 200 and "valid email" in page_text(response)
+    assert not OutboundEmail.objects.exists()
+    assert not ManualRequestEvent.objects.exists()
