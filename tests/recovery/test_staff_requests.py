@@ -386,3 +386,13 @@ def test_bad_input_is_a_4xx_or_a_message_never_a_500(district, manual_request):
     assert response.status_code == 200 and "valid email" in page_text(response)
     assert not OutboundEmail.objects.exists()
     assert not ManualRequestEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "heading"),
+    [("es", "Lo que escribió la familia"), ("vi", "Những gì gia đình đã nhập")],
+)
+def test_staff_pages_are_translated(district, manual_request, language, heading):
+    client = console(district.staff_a)
+    response = client.get(detail_url(manual_request), HTTP_ACCEPT_LANGUAGE=language)
+    assert heading in response.content.decode()
