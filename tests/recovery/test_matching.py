@@ -391,3 +391,12 @@ def test_school_for_student_number_is_exact_and_unique(ana):
     assert school_for_student_number(student_number="12345") is None
     make_student("123456", "Other", "Child", school=make_school("Elm", "org-elm"))
     assert school_for_student_number(student_number="123456") is None
+
+
+def test_reasons_follow_the_active_language(ana):
+    from django.utils import translation
+
+    with translation.override("es"):
+        match = match_request(manual_request=request(student_id="999999"))
+
+    assert match.reasons[0] != "No student has the ID 999999."
