@@ -8,13 +8,16 @@ and aiosmtpd servers in processes of their own: one answering at once, one after
 
 Throughput: a load generator in this process (one thread, non-blocking sockets, 8 concurrent
 clients; each took its CSRF cookie and token once and reuses them, which Django accepts) POSTs
-for a fixed time after a warm-up, counting only the expected redirect. Gunicorn's sync workers
-close the connection after each response, so every request is a new TCP connection, for every
-arm alike. Arms: a trivial CSRF-protected form POST (the ceiling), the two Help forms with known
-and unknown identifiers, and Django's stock PasswordResetView (sending its email inside the
-request) for a known and an unknown address, with the instant and the 50 ms SMTP server. The
-Help arms leave the resolving to the worker, which competes for the same two cores meanwhile;
-its backlog is dropped between arms so no arm pays for another's.
+for a fixed time after a warm-up, in three slices per arm with the arms taking turns (so other
+work on the machine falls on all of them alike), counting only the expected redirect.
+Gunicorn's sync workers close the connection after each response, so every request is a new
+TCP connection, for every arm alike (the client costs about 0.2-0.3 ms of CPU per request;
+wrk, tried side by side, got no more out of the same server). Arms: a trivial CSRF-protected
+form POST (the ceiling), the two Help forms with known and unknown identifiers, and Django's
+stock PasswordResetView (sending its email inside the request) for a known and an unknown
+address, with the instant and the 50 ms SMTP server. The Help arms leave the resolving to the
+worker, which competes for the same two cores meanwhile; its backlog is dropped between slices
+so no arm pays for another's.
 
 Timing: one client, one request at a time, the classes interleaved in random order; medians
 and p90 of each and the known - unknown difference.
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -78,6 +81,7 @@ def run(args):
     plan = _Plan(
         warmup=1.0 if quick else 2.0,
         seconds=3.0 if quick else 15.0,
+        turns=1 if quick else 3,
         timing_samples=60 if quick else 400,
         stock_timing_samples=20 if quick else 100,
     )
@@ -107,10 +111,19 @@ def run(args):
                     if "forgot password" in forms:
                         path, field_name, known, _ = forms["forgot password"]
                         arms.append(("help forgot password, known", path, field_name, known))
-                for arm, path, field_name, pattern in arms:
-                    result = site.throughput(
-                        path=path, field_name=field_name, pattern=pattern, plan=plan
-                    )
+                # The arms take turns, slice by slice, so that other work on the machine
+                # (and the database's own: checkpoints, autovacuum) falls on all of them alike.
+                results = {arm: _Throughput() for arm, *_ in arms}
+                for turn in range(plan.turns):
+                    for arm, path, field_name, pattern in arms:
+                        results[arm] += site.throughput(
+                            path=path,
+                            field_name=field_name,
+                            pattern=pattern,
+                            seconds=plan.seconds / plan.turns,
+                            warmup=plan.warmup if turn == 0 else plan.warmup / 4,
+                        )
+                for arm, result in results.items():
                     rates[arm, relay is instant] = result.rate
                     rows += _throughput_rows(f"{arm}, {label}", result)
                 if relay is instant and forms:
@@ -144,7 +157,8 @@ def run(args):
 @dataclass
 class _Plan:
     warmup: float
-    seconds: float
+    seconds: float  # per arm, in `turns` slices
+    turns: int
     timing_samples: int
     stock_timing_samples: int
 
@@ -197,32 +211,57 @@ def _create_accounts():
 
 @dataclass
 class _Throughput:
-    rate: float  # expected responses per second
-    count: int
-    seconds: float
-    client_cpu_ms: float  # the load generator's CPU per request
-    server_cpu_ms: float  # gunicorn's (master + workers) CPU per request
-    worker_cpu_share: float  # the Celery worker's share of one core meanwhile
-    machine_busy: float  # the machine's CPU busy share meanwhile
-    resolved_rate: float | None  # help requests the worker resolved per second meanwhile
-    worker_cpu_ms: float | None  # the worker's CPU per request it resolved meanwhile
-    sent_rate: float | None  # emails the worker delivered per second meanwhile
-    statuses: Counter = field(default_factory=Counter)
+    """Sums over one arm's slices; the figures are derived from them."""
+
+    count: int = 0  # expected answers
+    seconds: float = 0.0
+    client_cpu: float = 0.0  # CPU seconds of the load generator
+    server_cpu: float = 0.0  # of gunicorn (master + workers)
+    worker_cpu: float = 0.0  # of the Celery worker (main + pool processes)
+    busy_ticks: int = 0  # the machine's busy and total CPU ticks
+    total_ticks: int = 0
+    resolved: int | None = None  # help requests the worker resolved meanwhile
+    sent: int | None = None  # emails the worker delivered meanwhile
+
+    def __add__(self, other):
+        def both(a, b):
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return _Throughput(
+            count=self.count + other.count,
+            seconds=self.seconds + other.seconds,
+            client_cpu=self.client_cpu + other.client_cpu,
+            server_cpu=self.server_cpu + other.server_cpu,
+            worker_cpu=self.worker_cpu + other.worker_cpu,
+            busy_ticks=self.busy_ticks + other.busy_ticks,
+            total_ticks=self.total_ticks + other.total_ticks,
+            resolved=both(self.resolved, other.resolved),
+            sent=both(self.sent, other.sent),
+        )
+
+    @property
+    def rate(self):
+        return self.count / self.seconds
 
 
 def _throughput_rows(name, result):
+    per_request = 1000 / result.count  # seconds -> ms per request
     rows = [
         _row(f"{name}: throughput", result.rate, f"requests/s (n={result.count})"),
-        _row("  gunicorn CPU per request", result.server_cpu_ms, "ms"),
-        _row("  load generator CPU per request", result.client_cpu_ms, "ms"),
-        _row("  machine CPU busy", 100 * result.machine_busy, "%"),
+        _row("  gunicorn CPU per request", result.server_cpu * per_request, "ms"),
+        _row("  load generator CPU per request", result.client_cpu * per_request, "ms"),
+        _row("  machine CPU busy", 100 * result.busy_ticks / result.total_ticks, "%"),
     ]
-    if result.resolved_rate is not None:
-        rows.append(_row("  worker CPU (share of one core)", 100 * result.worker_cpu_share, "%"))
-        rows.append(_row("  resolved by the worker meanwhile", result.resolved_rate, "requests/s"))
-        if result.worker_cpu_ms is not None:
-            rows.append(_row("  worker CPU per resolved request", result.worker_cpu_ms, "ms"))
-        rows.append(_row("  emails the worker sent meanwhile", result.sent_rate, "emails/s"))
+    if result.resolved is not None:
+        seconds = result.seconds
+        rows += [
+            _row("  worker CPU (share of one core)", 100 * result.worker_cpu / seconds, "%"),
+            _row("  resolved by the worker meanwhile", result.resolved / seconds, "requests/s"),
+            _row("  emails the worker sent meanwhile", result.sent / seconds, "emails/s"),
+        ]
+        if result.resolved:
+            cpu = 1000 * result.worker_cpu / result.resolved
+            rows.append(_row("  worker CPU per resolved request", cpu, "ms"))
     return rows
 
 
@@ -394,9 +433,10 @@ class _Stack:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode() + body
 
-    def throughput(self, *, path, field_name, pattern, plan):
+    def throughput(self, *, path, field_name, pattern, seconds, warmup):
+        """One slice of an arm: `warmup` seconds uncounted, then `seconds` measured."""
         requests = [self.post(path, field_name, pattern.format(n=n)) for n in range(ACCOUNTS)]
-        _drive(self.port, requests, seconds=plan.warmup)  # connections, caches, imports
+        _drive(self.port, requests, seconds=warmup)  # connections, caches, imports
         self._drop_backlog()
         help_arm = path not in (TRIVIAL_PATH, STOCK_PATH)
         server_before = _group_cpu_seconds(self.gunicorn.pid)
@@ -404,7 +444,7 @@ class _Stack:
         machine_before = _machine_cpu()
         client_before = time.process_time()
         started_at = timezone.now()
-        count, seconds, statuses = _drive(self.port, requests, seconds=plan.seconds)
+        count, elapsed, statuses = _drive(self.port, requests, seconds=seconds)
         client_cpu = time.process_time() - client_before
         busy, total = (b - a for a, b in zip(machine_before, _machine_cpu(), strict=True))
         server_cpu = _group_cpu_seconds(self.gunicorn.pid) - server_before
@@ -413,13 +453,9 @@ class _Stack:
         if help_arm:
             from recovery.models import HelpRequest, OutboundEmail
 
-            window = {"__gte": started_at, "__lte": timezone.now()}
-            resolved = HelpRequest.objects.filter(
-                **{f"resolved_at{k}": v for k, v in window.items()}
-            ).count()
-            sent = OutboundEmail.objects.filter(
-                **{f"sent_at{k}": v for k, v in window.items()}
-            ).count()
+            window = (started_at, timezone.now())
+            resolved = HelpRequest.objects.filter(resolved_at__range=window).count()
+            sent = OutboundEmail.objects.filter(sent_at__range=window).count()
         self._drop_backlog()
         unexpected = {status: n for status, n in statuses.items() if status != _expected(path)}
         if unexpected or _has_errors(self.gunicorn_log):
@@ -427,17 +463,15 @@ class _Stack:
         if _has_errors(self.worker.log_path):
             raise RuntimeError(f"{path}: the worker failed\n{self.worker.log}")
         return _Throughput(
-            rate=count / seconds,
             count=count,
-            seconds=seconds,
-            client_cpu_ms=client_cpu * 1000 / count,
-            server_cpu_ms=server_cpu * 1000 / count,
-            worker_cpu_share=worker_cpu / seconds,
-            machine_busy=busy / total,
-            resolved_rate=None if resolved is None else resolved / seconds,
-            worker_cpu_ms=worker_cpu * 1000 / resolved if resolved else None,
-            sent_rate=None if sent is None else sent / seconds,
-            statuses=statuses,
+            seconds=elapsed,
+            client_cpu=client_cpu,
+            server_cpu=server_cpu,
+            worker_cpu=worker_cpu,
+            busy_ticks=busy,
+            total_ticks=total,
+            resolved=resolved,
+            sent=sent,
         )
 
     def timing(self, *, classes, samples, warmup_rounds=10):
