@@ -194,3 +194,29 @@ def test_flow_refuses_a_decided_change(district):
     change = change_for(district.rosa_account, status="rejected")
     with pytest.raises(contact_change_review.ReviewRefused):
         contact_change_review.approve_contact_change(change=change, staff=district.staff_a)
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("vi", "không được chấp thuận"), ("es", "No se aprobó"), ("en", "was not approved")],
+)
+def test_the_rejection_email_in_each_language(district, language, words):
+    from recovery.rendering import render_outbound_email
+
+    district.rosa_account.language = language
+    district.rosa_account.save()
+    change = change_for(district.rosa_account, field="other", value="new address")
+    contact_change_review.reject_contact_change(
+        change=change, staff=district.staff_a, reason="<i>Llame</i> a la escuela."
+    )
+    [email] = OutboundEmail.objects.all()
+    assert (email.kind, email.to_address, email.language) == (
+        "contact_change_rejected",
+        ROSA_OWN,
+        language,
+    )
+    assert email.context == {"field": "other", "reason": "<i>Llame</i> a la escuela."}
+    rendered = render_outbound_email(email)
+    assert words in rendered.subject
+    assert "&lt;i&gt;Llame&lt;/i&gt;" in rendered.html and "<i>" not in rendered.html
+    assert "new address" not in rendered.text + rendered.html

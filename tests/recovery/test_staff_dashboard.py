@@ -138,3 +138,17 @@ def test_a_supervisor_sees_the_whole_district(client, district):
     assert response.context["open_total"] == 8
     body = response.content.decode()
     assert "No school matched yet" in body and "Lincoln Elementary" in body
+
+
+@pytest.mark.parametrize(
+    ("language", "heading"),
+    [("es", "Solicitudes abiertas por escuela"), ("vi", "Yêu cầu đang mở theo trường")],
+)
+def test_the_console_pages_speak_spanish_and_vietnamese(client, district, language, heading):
+    sign_in_staff(client, district.supervisor)
+    response = client.get(URL, HTTP_ACCEPT_LANGUAGE=language)
+    assert heading in response.content.decode()
+    for name in ("staff:guardians", "staff:contact_changes", "staff:audit"):
+        response = client.get(reverse(name), HTTP_ACCEPT_LANGUAGE=language)
+        assert response.status_code == 200
+        assert f'lang="{language}"' in response.content.decode()
