@@ -8,9 +8,10 @@
 
 Scope: a supervisor sees every request; a support worker sees the requests of their schools
 and the requests filed under no school (the form could not tell the student's school: someone
-has to triage them, and the page shows only what the family typed plus the roster match). A
-request whose roster match puts the student in a school outside the worker's scope is out of
-scope even if it was filed under none. Out of scope is 404, for the page and every action.
+has to triage them, and the page shows only what the family typed plus the roster match). An
+unfiled request whose roster match names a student (by ID or by name) in a school outside the
+worker's scope is out of scope too: only a supervisor sees it. Out of scope is 404, for the page
+and every action.
 
 An action touches only an account (or a guardian without one) that the request's roster match
 lists: the POSTed id is looked up among `match.accounts`, never in the whole table.
@@ -38,6 +39,18 @@ OPEN = (Status.NEW, Status.IN_PROGRESS, Status.WAITING)
 PAGE_SIZE = 50
 SEARCH_MAX = 100
 _CODE_SESSION_KEY = "staff_requests_printable_code"
+# ManualRequestEvent.action → what the history says (unknown actions show as recorded).
+EVENT_LABELS = {
+    "request_assigned": _("Assigned"),
+    "request_waiting": _("Waiting on the family"),
+    "request_resolved": _("Resolved; outcome emailed"),
+    "request_rejected": _("Rejected; outcome emailed"),
+    "reset_link_sent": _("Reset link sent"),
+    "username_reminder_sent": _("Username reminder sent"),
+    "student_code_issued": _("One-time code issued"),
+    "login_lock_cleared": _("Sign-in lock cleared"),
+    "guardian_account_created": _("Guardian account created"),
+}
 
 
 # --- Reads ------------------------------------------------------------------------------------
@@ -63,8 +76,12 @@ def request_for_staff(user, reference):
         raise Http404  # PostgreSQL text cannot hold NUL: not a reference, not a 500
     manual_request = get_object_or_404(visible_requests(user), reference=reference)
     match = match_request(manual_request=manual_request)
-    if manual_request.school_id is None and not _in_scope(user, match.school_id):
-        raise Http404
+    if manual_request.school_id is None:
+        # Filed under no school: every student the match names (by ID or, failing that, by
+        # name) must be in scope, or the page would show another school's pupils.
+        named = [match.student, *match.candidates]
+        if not all(_in_scope(user, found.student.school_id) for found in named if found):
+            raise Http404
     return manual_request, match
 
 
@@ -153,7 +170,10 @@ class RequestDetailView(StaffRequiredMixin, TemplateView):
             manual_request=manual_request,
             match=match,
             accounts=[_with_actions(account) for account in match.accounts],
-            events=manual_request.events.select_related("actor"),
+            events=[
+                (event, EVENT_LABELS.get(event.action, event.action))
+                for event in manual_request.events.select_related("actor")
+            ],
             is_closed=manual_request.status in staff_actions.CLOSED,
             **kwargs,
         )

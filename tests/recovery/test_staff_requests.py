@@ -174,7 +174,10 @@ def test_assign_to_me_and_the_mine_filter(district, manual_request):
 
 def test_scope_other_schools_requests_are_404_everywhere(district, manual_request):
     """Checklist O7: staff of another school get 404 on the request and on every action."""
-    unmatched = make_request(student_id="00000000")  # no school, no roster match: everyone's
+    # No school, no roster match by ID or by name: every worker's to triage.
+    unmatched = make_request(
+        student_id="00000000", student_first_name="Zed", student_last_name="Nobody"
+    )
     client = console(district.staff_b)
     queue = client.get("/staff/requests/").content.decode()
     assert manual_request.reference not in queue
@@ -201,6 +204,22 @@ def test_scope_other_schools_requests_are_404_everywhere(district, manual_reques
     assert unfiled.school is None
     assert client.get(detail_url(unfiled)).status_code == 404
     assert client.post(action_url(unfiled, "reset-link"), {"note": NOTE}).status_code == 404
+    # Filed under no school with a wrong ID, but Ana's name: the match offers her accounts, so
+    # it is school A's (and a supervisor's) business only.
+    by_name = make_request(student_id="11112222")
+    assert (
+        console(district.supervisor)
+        .get(detail_url(by_name))
+        .content.decode()
+        .count("Lincoln Elementary")
+    )
+    assert client.get(detail_url(by_name)).status_code == 404
+    assert (
+        client.post(
+            action_url(by_name, "reset-link"), {"note": NOTE, "account": district.rosa_account.pk}
+        ).status_code
+        == 404
+    )
     assert not OutboundEmail.objects.exists()
     assert not ManualRequestEvent.objects.exists()
     # Their own school's staff and a supervisor see it.
@@ -251,7 +270,7 @@ def test_request_page_shows_the_match_reasons_accounts_and_history(district, man
     assert "Student ID 20230417 matches" in text
     assert "rosa.garcia" in text and "Luis García" in text
     assert "Email shared with another guardian" in text  # why Luis has no account
-    assert "request_assigned" in text and "staff.lincoln" in text
+    assert "Assigned · staff.lincoln" in text
     assert "2012" not in text and "030912" not in text  # never a birth date
     # The student has no Self Serve: the reset action is not offered, the reason is.
     assert "not available" in text and "Self Serve" in text
