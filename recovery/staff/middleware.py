@@ -37,9 +37,12 @@ class StaffIdleTimeoutMiddleware:
             now = int(time.time())
             last_seen = request.session.get(SESSION_KEY)
             timeout = int(settings.STAFF_IDLE_TIMEOUT_SECONDS)
-            if not isinstance(last_seen, int) or now - last_seen > timeout:
-                # No stamp (a session from before the stamp existed, or one opened elsewhere)
-                # counts as idle too: the console never trusts a clock it did not start.
+            if not isinstance(last_seen, int):
+                # A staff session opened elsewhere (the portal's own sign-in): its clock starts
+                # now, at its first request.
+                last_seen = now
+                request.session[SESSION_KEY] = now
+            if now - last_seen > timeout:
                 logout(request)  # flushes the session and rotates its key
                 if request.path_info == reverse("staff:login"):
                     return self.get_response(request)
