@@ -127,6 +127,21 @@ def test_every_action_reaches_only_the_contact_on_record(worker_process, smtp_se
     assert f": {luis.username}" in luis_welcome.text
     [activation] = links_in(luis_welcome.text)
     assert activation.startswith(f"{base}/")
+    # Luis activates: the address staff verified becomes his verified recovery email.
+    family = Client()
+    landed = family.get(activation.removeprefix(base))
+    assert landed.status_code in (302, 303)
+    done = family.post(
+        landed["Location"],
+        {
+            "new_password1": "orange bicycles sing at dawn",
+            "new_password2": "orange bicycles sing at dawn",
+        },
+    )
+    assert done.status_code in (302, 303), done.content.decode()[:300]
+    luis.refresh_from_db()
+    assert luis.activated_at is not None and luis.has_self_serve
+    assert luis.recovery_email == "luis@own.example"
     [notice] = to(messages, "nadia.sis@example.org")
     assert not links_in(notice.text) and not links_in(notice.html)
     assert "nadia@new.example" not in notice.text  # the notice does not give the new address
