@@ -327,3 +327,15 @@ def test_admin_needs_the_code_too_and_its_login_page_is_the_staff_sign_in(client
     otp.issue_authenticator(user=superuser, confirmed=True)
     post_code(client, current_code(superuser))
     assert client.get("/admin/").status_code == 200
+
+
+def test_a_staff_session_opened_elsewhere_starts_its_idle_clock_at_its_first_request(client):
+    member = make_staff(supervisor=True)
+    with time_machine.travel(START, tick=False) as traveller:
+        client.force_login(member)  # as the portal's own sign-in would leave it
+        assert client.get(reverse("portal:home")).status_code == 200
+        traveller.shift(dt.timedelta(minutes=31))
+        response = client.get(reverse("portal:home"))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("staff:login"))
+        assert "_auth_user_id" not in client.session

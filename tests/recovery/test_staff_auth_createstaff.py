@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from portal.models import Organisation, User
 from recovery.models import AuditEvent
 from recovery.staff import otp
+from recovery.staff_access import staff_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -76,16 +77,12 @@ def test_supervisor_sees_everything(monkeypatch):
     createstaff("sue.super", "--email", "sue@staff.example.org", "--supervisor")
     user = User.objects.get(username="sue.super")
     assert user.staff_profile.is_supervisor
-    from recovery.staff_access import staff_scope
-
     assert staff_scope(user) is None
 
 
 def test_staff_scope_is_their_schools(monkeypatch, schools):
     monkeypatch.setenv("STAFF_PASSWORD", GOOD_PASSWORD)
     createstaff("sam.staff", "--email", "sam@staff.example.org", "--school", "sch-c")
-    from recovery.staff_access import staff_scope
-
     assert list(staff_scope(User.objects.get(username="sam.staff"))) == [schools[2]]
 
 

@@ -2,10 +2,12 @@
 password reset (emailed by the real worker through real SMTP to their own address, usable, and
 leaving the authenticator as it was: checklist G5)."""
 
+import datetime as dt
 import re
 from urllib.parse import urlsplit
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -14,6 +16,9 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.models import Organisation
+from recovery import tokens
+from recovery.flows.password_reset import reset_user
+from recovery.links import link_max_age_seconds
 from recovery.models import AuditEvent, IssuedToken, OutboundEmail
 from recovery.staff import otp
 from tests.portal.login_helpers import clean_login_counters, make_parent  # noqa: F401
@@ -155,17 +160,14 @@ def test_reset_refused_without_an_address_on_record(client):
 
 
 @pytest.mark.django_db
-def test_the_public_forgot_password_never_mails_staff(client):
+def test_a_staff_reset_link_no_supervisor_sent_is_not_honoured(client):
+    make_staff("sue.super", supervisor=True)  # a supervisor exists, but sent nothing
     member = make_staff("sam.staff")
-    from recovery.flows.password_reset import reset_user
-
     token = _mint_reset(member)
     assert reset_user(token=token) is None  # no supervisor sent it: not honoured
 
 
 def _mint_reset(user):
-    from recovery import tokens
-
     return tokens.mint(user=user, purpose=IssuedToken.Purpose.RESET)
 
 
@@ -227,3 +229,17 @@ def test_staff_password_reset_end_to_end(start_worker, smtp_server, settings):
         lambda: OutboundEmail.objects.filter(status=OutboundEmail.Status.SENT).count() >= 1,
         message="the reset email marked sent",
     )
+
+
+@pytest.mark.django_db
+def test_a_staff_reset_link_is_honoured_only_while_the_supervisors_reset_is_recent(client):
+    supervisor = make_staff("sue.super", supervisor=True)
+    member = make_staff("sam.staff")
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        sign_in_staff(client, supervisor)
+        client.post(_reset_url(member))
+        token = _mint_reset(member)  # as the worker mints it when it sends
+        assert reset_user(token=token) == member
+        traveller.shift(dt.timedelta(seconds=link_max_age_seconds(purpose="reset") + 1))
+        assert reset_user(token=_mint_reset(member)) is None
