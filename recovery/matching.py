@@ -429,11 +429,10 @@ def _students_by_number(number):
 
 def _students_by_name(*, first_name, last_name, exclude):
     """Students whose names fit the typed ones (folded), best first, at most a few."""
-    family_filter = _family_name_filter(last_name)
-    if family_filter is None or not fold_name(first_name):
+    if not _name_parts(last_name) or not _name_parts(first_name):
         return []
     found = []
-    for student in _students().filter(family_filter).order_by("-active", "sourced_id")[:200]:
+    for student in _students_named_like(first_name=first_name, last_name=last_name)[:200]:
         if student.sourced_id == exclude:
             continue
         first = compare_first_name(
@@ -448,21 +447,29 @@ def _students_by_name(*, first_name, last_name, exclude):
     return [student for _, _, student in found[:_CANDIDATE_LIMIT]]
 
 
-def _family_name_filter(last_name):
-    """A database filter that keeps every family name that may fold to the typed one.
+def _students_named_like(*, first_name, last_name):
+    """Students whose names may fold to the typed ones, or have them as one of their parts.
 
-    A regular expression where each letter admits its accented forms and separators may sit
-    anywhere: the database narrows the roster to a handful, Python decides (compare_name).
+    A superset narrowed in the database (Python decides, with compare_name): a regular
+    expression where each letter admits its accented forms and separators may sit anywhere.
+    Both names narrow it, so a common family name (thousands of Nguyens) cannot crowd out
+    the student asked about.
     """
-    parts = _name_parts(last_name)
-    if not parts:
-        return None
+    first_parts = _name_parts(first_name)
+    given = _name_regex(first_parts, field="given_name") | _name_regex(
+        first_parts, field="preferred_given_name"
+    )
+    family = _name_regex(_name_parts(last_name), field="family_name")
+    return _students().filter(family & given).order_by("-active", "sourced_id")
+
+
+def _name_regex(parts, *, field):
     gap = "[-\\s'.\u2010-\u2014\u2018\u2019]*"
     whole = gap.join(_letter_class(ch) for ch in "".join(parts))
     part_patterns = [gap.join(_letter_class(ch) for ch in part) for part in parts]
     boundary_start, boundary_end = "(^|[-\\s\u2010-\u2014])", "([-\\s\u2010-\u2014]|$)"
     one_part = boundary_start + "(" + "|".join(part_patterns) + ")" + boundary_end
-    return Q(family_name__regex=f"^{gap}{whole}{gap}$") | Q(family_name__regex=one_part)
+    return Q(**{f"{field}__regex": f"^{gap}{whole}{gap}$"}) | Q(**{f"{field}__regex": one_part})
 
 
 @cache

@@ -400,3 +400,46 @@ def test_reasons_follow_the_active_language(ana):
         match = match_request(manual_request=request(student_id="999999"))
 
     assert match.reasons[0] != "No student has the ID 999999."
+
+
+def test_the_sqlite_demo_prefilter_keeps_every_name_that_may_fold_equal():
+    import re
+
+    from recovery.matching import _name_parts, _name_regex
+
+    def kept(typed, recorded):
+        patterns = [
+            child[1] for child in _name_regex(_name_parts(typed), field="family_name").children
+        ]
+        return any(re.search(pattern, recorded) for pattern in patterns)
+
+    assert kept("garcia lopez", "García-López")
+    assert kept("Garcia", "García-López")
+    assert kept("lopez", "García López")
+    assert kept("Nguyen", "NGUYỄN")
+    assert kept("obrien", "O'Brien")
+    assert not kept("Garcia", "Garcés")
+    assert not kept("Lopez", "Lopezinski")
+
+
+def test_a_common_family_name_does_not_crowd_out_the_student_asked_about():
+    Student.objects.bulk_create(
+        Student(
+            sourced_id=f"a-{n:04d}",
+            student_number=str(500000 + n),
+            given_name=FIRST_NAMES[n % 5],  # never Linh
+            family_name="Nguyễn",
+        )
+        for n in range(400)
+    )
+    wanted = make_student("888888", "Linh", "Nguyen")
+    wanted.sourced_id = "zzz-last"
+    Student.objects.filter(student_number="888888").update(sourced_id="zzz-last")
+
+    match = match_request(
+        manual_request=request(
+            student_id="1", student_first_name="linh", student_last_name="NGUYEN"
+        )
+    )
+
+    assert [c.student.sourced_id for c in match.candidates] == ["zzz-last"]
