@@ -125,20 +125,19 @@ def follow_sis_email_changes(*, changed_at=None):
     parents = (
         _accounts_of("guardian", _people(Guardian, changed_at))
         .filter(role=User.Role.PARENT, is_active=True)
-        .filter(
-            (Q(activated_at__isnull=True) & ~Q(welcome_sent_to=sis_email))
-            | (Q(activated_at__isnull=False) & ~Q(email=sis_email))
-        )
+        .filter(~Q(email=sis_email) | Q(activated_at__isnull=True, welcome_sent_to=""))
         .select_related("guardian")
     )
     respelt, withheld, resend, changed = [], [], [], []
     for user in parents.iterator(chunk_size=2000):
         new = user.guardian.email
-        if user.activated_at is not None:
-            same = normalise_email(new) == normalise_email(user.email)
-            (respelt if same else changed).append(user)
-        elif normalise_email(new) == normalise_email(user.welcome_sent_to):
-            respelt.append(user)  # the welcome went to this mailbox: keep the SIS's spelling
+        # User.email is the SIS address last seen (for staff-created accounts too, whose
+        # welcome went to an address staff verified): a change is a change of that.
+        same_mailbox = normalise_email(new) == normalise_email(user.email)
+        if same_mailbox and (user.activated_at is not None or user.welcome_sent_to):
+            respelt.append(user)  # the same mailbox: keep the SIS's spelling
+        elif user.activated_at is not None:
+            changed.append(user)
         elif not new or user.guardian.email_shared:
             # No address that is the parent's alone: no welcome until the SIS has one. An
             # empty welcome_sent_to says no link is out, so the next usable address gets one.
@@ -147,9 +146,7 @@ def follow_sis_email_changes(*, changed_at=None):
         else:
             resend.append(user)
 
-    pending_respelt = [u for u in respelt if u.activated_at is None]
-    _set_email_from_sis(pending_respelt, welcome_sent_to="sis")
-    _set_email_from_sis([u for u in respelt if u.activated_at is not None])
+    _set_email_from_sis(respelt)
     _revoke(withheld + resend + changed)
     _set_email_from_sis(withheld, welcome_sent_to="")
     _set_email_from_sis(resend, welcome_sent_to="sis")

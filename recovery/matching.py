@@ -345,6 +345,7 @@ class Match:
     accounts: tuple = ()  # Account for the student and each of their guardians
     school_id: str | None = None
     warnings: tuple = field(default=())  # the reasons that need a staff member's attention
+    for_parent: bool = True  # the request is for a parent's account (else a student's)
 
     @property
     def parent(self):
@@ -352,10 +353,10 @@ class Match:
 
     @property
     def is_confident(self):
-        """The student ID and names fit (and, for a parent, a guardian by name)."""
+        """The student ID and names fit, and for a parent's request a guardian has the name."""
         if self.student is None or not self.student.name_matches:
             return False
-        return self.student.parent is not None if self.student.guardians else True
+        return self.student.parent is not None if self.for_parent else True
 
 
 # --- The match --------------------------------------------------------------------------------
@@ -393,6 +394,7 @@ def match_request(*, manual_request):
         accounts=accounts,
         school_id=student_match.student.school_id if student_match else None,
         warnings=tuple(warnings),
+        for_parent=manual_request.request_for != "student",
     )
 
 

@@ -427,7 +427,9 @@ def _create_parent_user(*, guardian, address):
                     guardian=guardian,
                     first_name=first[:150],
                     last_name=guardian.family_name[:150],
-                    email=address,
+                    # The SIS address as last seen (the nightly sync compares it); the welcome
+                    # goes to the address staff verified.
+                    email=guardian.email,
                     provisioned_at=timezone.now(),
                     welcome_sent_to=address,
                 )

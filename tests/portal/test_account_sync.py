@@ -226,3 +226,26 @@ def test_an_unchanged_reimport_changes_no_account(night):
         "activated_email_changes": 0,
         "student_emails": 0,
     }
+
+
+def test_a_staff_created_account_keeps_its_verified_welcome_across_unrelated_sis_changes(
+    tmp_path,
+):
+    from portal.models import Guardian
+    from recovery.flows.staff_actions import create_guardian_account
+
+    night = Night(tmp_path)
+    night.run(g2={"email": "rosa@example.org"})  # Juan shares Rosa's address: left out
+    staff = User.objects.create(username="helpdesk", role=User.Role.STAFF, is_staff=True)
+    juan = create_guardian_account(
+        guardian=Guardian.objects.get(pk="g2"),
+        email="juan.verified@example.org",
+        verified_how="Called the number on file and confirmed the address",
+        staff=staff,
+    )
+    link = tokens.mint(user=juan, purpose="activation")
+    night.run(g2={"email": "rosa@example.org", "phone": "408-555-0199"})
+    juan.refresh_from_db()
+    assert juan.welcome_sent_to == "juan.verified@example.org"
+    assert tokens.check(link, purpose="activation").user == juan
+    assert welcomes(juan) == ["juan.verified@example.org"]

@@ -443,3 +443,10 @@ def test_a_common_family_name_does_not_crowd_out_the_student_asked_about():
     )
 
     assert [c.student.sourced_id for c in match.candidates] == ["zzz-last"]
+
+
+def test_confidence_needs_the_guardian_only_for_a_parents_request(ana):
+    stranger = {"parent_first_name": "Rex", "parent_last_name": "Stranger"}
+
+    assert not match_request(manual_request=request(**stranger)).is_confident
+    assert match_request(manual_request=request(request_for="student", **stranger)).is_confident
