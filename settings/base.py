@@ -152,6 +152,8 @@ CELERY_TASK_ROUTES = {
     "recovery.tasks.sweep_outbox": {"queue": "email"},
     "recovery.tasks.resolve_help_request": {"queue": "email"},
     "recovery.tasks.sweep_help_requests": {"queue": "email"},
+    "recovery.tasks.purge_old_records": {"queue": "batch"},
+    "portal.tasks.send_bulk_emails": {"queue": "bulk_email"},
     "portal.tasks.*": {"queue": "batch"},
 }
 # A worker killed mid-task must not lose the task: acknowledge only after it finished.
