@@ -473,3 +473,23 @@ def test_request_emails_are_fixed_text_with_the_reference_only(kind, language):
         assert "http" not in part and "href" not in part
     if language != "en":
         assert "School staff" not in rendered.text
+
+
+@pytest.mark.parametrize("path", [FORM, SENT])
+def test_pages_have_labels_and_no_inline_script_or_style(path):
+    html = Client().get(path).content.decode()
+
+    assert "<script" not in html and "style=" not in html and " on" + "click" not in html
+    for control_id in re.findall(r'<(?:input|select|textarea)[^>]* id="(id_\w+)"', html):
+        assert f'for="{control_id}"' in html, control_id
+
+
+def test_an_invalid_form_lists_each_error_with_a_link_to_its_field():
+    html = post(valid(student_id="", request_type="")).content.decode()
+
+    summary = re.search(
+        r'<div class="alert alert-error error-summary" role="alert".*?</div>', html, re.S
+    )
+    assert summary
+    assert 'href="#id_student_id"' in summary.group(0)
+    assert 'href="#id_request_type_0"' in summary.group(0)
