@@ -6,21 +6,17 @@
 
 from django import forms
 from django.http import HttpResponseRedirect
-from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
-from recovery import tokens
 from recovery.flows import password_reset
-from recovery.forms import SetPasswordForm
 from recovery.help_requests import HelpRequestThrottled
-from recovery.landing import forget_session_token, session_token
 from recovery.views.rate_limited import rate_limited_response
+from recovery.views.token_set_password import TokenSetPasswordView
 
 PURPOSE = password_reset.PURPOSE
 
@@ -69,44 +65,22 @@ class PasswordResetSentView(TemplateView):
     template_name = "recovery/password_reset/sent.html"
 
 
-@method_decorator([sensitive_post_parameters(), csrf_protect, never_cache], name="dispatch")
-class PasswordResetSetPasswordView(FormView):
-    """Ask for a new password; the POST spends the link (PasswordResetConfirmView's shape)."""
+class PasswordResetSetPasswordView(TokenSetPasswordView):
+    """Ask for a new password; the POST spends the reset link."""
 
-    form_class = SetPasswordForm
+    purpose = PURPOSE
     template_name = "recovery/password_reset/set_password.html"
     invalid_template_name = "recovery/password_reset/invalid.html"
     success_url = reverse_lazy("recovery:password_reset_done")
 
-    def dispatch(self, request, *args, **kwargs):
-        self.token = session_token(request, PURPOSE)
-        self.user = password_reset.reset_user(token=self.token)
-        if self.user is None:
-            if request.method == "POST":
-                password_reset.record_reset_refused(request=request, reason="unusable_link")
-            return self.link_invalid()
-        return super().dispatch(request, *args, **kwargs)
+    def token_user(self, token):
+        return password_reset.reset_user(token=token)
 
-    def link_invalid(self):
-        forget_session_token(self.request, PURPOSE)
-        status = 200 if self.request.method in ("GET", "HEAD") else 400
-        return render(self.request, self.invalid_template_name, status=status)
+    def complete(self, *, token, password):
+        password_reset.complete_password_reset(token=token, password=password, request=self.request)
 
-    def get_form_kwargs(self):
-        return {**super().get_form_kwargs(), "user": self.user}
-
-    def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "account_username": self.user.get_username()}
-
-    def form_valid(self, form):
-        try:
-            password_reset.complete_password_reset(
-                token=self.token, password=form.new_password, request=self.request
-            )
-        except tokens.TokenError:
-            return self.link_invalid()
-        forget_session_token(self.request, PURPOSE)
-        return redirect(self.get_success_url())
+    def unusable_link_posted(self):
+        password_reset.record_reset_refused(request=self.request, reason="unusable_link")
 
 
 @method_decorator(never_cache, name="dispatch")
