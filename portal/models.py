@@ -43,6 +43,10 @@ class Person(RosterRecord):
     email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
     # enabledUser=false: the record exists but portal access is curtailed.
     enabled = models.BooleanField(default=True)
+    # The PostgreSQL import's memo (portal.roster.postgres): md5 of the raw CSV input this row
+    # was last merged from. A re-import skips validating and merging rows whose input has the
+    # same digest; '' (any other writer, or unknown) means "compare in full".
+    roster_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         abstract = True

@@ -57,10 +57,18 @@ class PlainWriter:
         if people is None:
             self.update_birth_dates(demo, listed=set())
             self.flag_shared_emails()
+            self.forget_digests()
             return
         self.merge_people(people, demo)
         self.merge_links(people)
         self.flag_shared_emails()
+        self.forget_digests()
+
+    def forget_digests(self):
+        """This path keeps no digests (postgres.py's memo of unchanged rows): after it wrote,
+        none of them can be trusted, so the next PostgreSQL import compares every row."""
+        for model in (Student, Guardian):
+            model.objects.exclude(roster_digest="").update(roster_digest="")
 
     # --- reading and validation ----------------------------------------------------------
     def read(self, file, validate):

@@ -33,6 +33,7 @@ normalised in Python. Everything happens in the caller's transaction: an error r
 # statement (it arrives through COPY), so string-built SQL is safe in this module.
 # ruff: noqa: S608
 
+import hashlib
 import re
 
 import psycopg
@@ -45,6 +46,9 @@ WS = "E'" + "".join(f"\\x{ord(c):02x}" for c in rules.ASCII_WHITESPACE) + "'"
 COPY_LINE = re.compile(r"line (\d+)")
 BULK_LOAD_TABLES = ("portal_student", "portal_guardian", "portal_guardianstudent")
 BULK_LOAD_MIN_ROWS = 10_000
+# Part of every row digest: bump it whenever a change here or in rules.py would store a different
+# value for the same input, so that the next import compares every row in full once.
+DIGEST_VERSION = 1
 
 
 def lit(value):
@@ -78,6 +82,7 @@ class PostgresWriter:
         self.v12 = manifest.version == "1.2"
         self.listed_stored = {}  # kind -> rows of this file now stored (see deactivate)
         self.restore = None  # set while secondary indexes are dropped for a bulk load
+        self.has_digests = False  # some stored row has a digest (see match_unchanged)
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -286,9 +291,10 @@ class PostgresWriter:
             END AS error
             FROM (SELECT x.*, {kind} AS kind,
                     CASE WHEN x.email_raw IS NULL THEN lower(x.email COLLATE "C")
-                    END AS email_normalised, {role} AS role, {student_school} AS student_orgs
+                    END AS email_normalised, {role} AS role, {student_school} AS student_orgs,
+                    {self.digest_expr()} AS digest
                   FROM (SELECT s.line, {self.col(f, "sourcedId")} AS sid,
-                        {self.status_expr(f)} AS del,
+                        {self.status_expr(f)} AS del, {self.row_digest_sql()} AS row_digest,
                         {self.col(f, "role") if not self.v12 else "''"} AS role_raw,
                         CASE lower({self.col(f, "enabledUser")} COLLATE "C")
                             WHEN 'true' THEN true WHEN '' THEN true WHEN 'false' THEN false
@@ -308,7 +314,9 @@ class PostgresWriter:
                         {self.col(f, "phone")} AS phone,
                         {self.col(f, "sms")} AS sms
                         {school_ref}
-                      FROM s_users s OFFSET 0) x {joins} OFFSET 0) y"""
+                      FROM s_users s WHERE NOT EXISTS
+                        (SELECT 1 FROM t_same m WHERE m.line = s.line)
+                      OFFSET 0) x {joins} OFFSET 0) y"""
         )
         self.mark_duplicates("t_people")
         self.execute("ANALYZE t_people (sid, kind, del, error)")
@@ -341,15 +349,111 @@ class PostgresWriter:
         self.mark_duplicates("t_demo")
         self.execute("ANALYZE t_demo (sid, error)")
 
-    def validate(self):
+    def validate_orgs_and_roles(self):
         if "orgs" in self.files:
             self.validate_orgs()
         if "roles" in self.files:
             self.validate_roles()
+
+    def validate_people(self):
+        """users.csv and demographics.csv, except the rows match_unchanged() set aside."""
         if "users" in self.files:
             self.validate_users()
         if "demographics" in self.files:
             self.validate_demographics()
+
+    # --- 2b. unchanged rows --------------------------------------------------------------
+    def digest_context(self):
+        """What, besides a person's own rows, decides what the import stores for them.
+
+        The version, the modes and headers of the files (a delta row never matches a bulk one),
+        the student-number column and the stored orgs (a student's school depends on which orgs
+        exist as schools: call this after merge_orgs). Any change re-checks every row once.
+        """
+        orgs = self.scalar(
+            "SELECT md5(coalesce(string_agg(sourced_id || '/' || type, ',' "
+            "ORDER BY sourced_id), '')) FROM portal_organisation"
+        )
+        parts = [DIGEST_VERSION, self.manifest.version, self.number_field, orgs]
+        for file in ("users", "demographics", "roles"):
+            header = self.files[file].header if file in self.files else None
+            parts.append((file, self.mode(file), header))
+        return hashlib.md5(repr(parts).encode(), usedforsecurity=False).hexdigest()
+
+    def match_unchanged(self):
+        """Set aside (in t_same) the users.csv rows whose input is the one their stored row was
+        merged from: same digest (digest_expr), still active. They need no validation and no
+        merge; their links are rebuilt with everyone's (from t_same.agents), and their birth
+        dates, which demographics.csv gives, are checked in update_birth_dates_only.
+
+        A sourcedId sent twice never matches (the duplicate is a row error, found by
+        validation). Only rows merged without a row error get a digest, so a row set aside is
+        one validation would pass again.
+        """
+        self.execute("DROP TABLE IF EXISTS t_same")
+        self.execute(
+            "CREATE TEMP TABLE t_same (line bigint, sid text, agents text, kind text) "
+            "ON COMMIT DROP"
+        )
+        if "users" not in self.files:
+            return
+        self.ctx = self.digest_context()
+        self.has_digests = self.scalar(
+            "SELECT EXISTS (SELECT 1 FROM portal_student WHERE roster_digest <> '') "
+            "OR EXISTS (SELECT 1 FROM portal_guardian WHERE roster_digest <> '')"
+        )
+        if not self.has_digests:
+            return  # a first import, say: nothing to match
+        f = "users"
+        sid = self.col(f, "sourcedId")
+        self.execute(
+            f"""INSERT INTO t_same
+            SELECT x.line, x.sid, x.agents, k.kind
+            FROM (SELECT s.line, {sid} AS sid, {self.raw(f, "agentSourcedIds")} AS agents,
+                    {self.row_digest_sql()} AS row_digest
+                  FROM s_users s) x {self.roleinfo_join()}
+            JOIN (SELECT sourced_id, roster_digest, 'student' AS kind FROM portal_student
+                  WHERE active AND roster_digest <> ''
+                  UNION ALL
+                  SELECT sourced_id, roster_digest, 'guardian' FROM portal_guardian
+                  WHERE active AND roster_digest <> '') k
+              ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}
+            WHERE x.sid NOT IN (SELECT {sid} FROM s_users s GROUP BY 1 HAVING count(*) > 1)"""
+        )
+        self.execute("ANALYZE t_same")
+
+    def row_digest_sql(self):
+        """md5 of digest_context() and the users.csv values, as sent, that decide a person's row:
+        sourcedId, status, every field merged, what kind and school come from. Not
+        agentSourcedIds (links are rebuilt from everyone's each time), dateLastModified,
+        password or metadata. Joined by the unit separator, a control character real exports
+        do not contain. Values as sent, untrimmed: a change in stray spaces only costs a
+        comparison in full."""
+        headers = [
+            "sourcedId", "status", "enabledUser", "givenName", "familyName", "middleName",
+            "preferredGivenName", "username", "email", self.number_field, "grades", "phone",
+            "sms", "primaryOrgSourcedId" if self.v12 else "role", "orgSourcedIds",
+        ]  # fmt: skip
+        values = " || E'\\x1f' || ".join(self.raw("users", h) for h in dict.fromkeys(headers))
+        return f"md5({lit(self.ctx)} || E'\\x1f' || {values})"
+
+    def digest_expr(self, alias="x"):
+        """The person's digest: the row digest, and (1.2) what roles.csv says of them."""
+        if self.v12 and "roles" in self.files:
+            return (
+                f"md5({alias}.row_digest || coalesce(ROW(ri.is_student, ri.guardian_role, "
+                "ri.student_orgs)::text, ''))"
+            )
+        return f"{alias}.row_digest"
+
+    def roleinfo_join(self, alias="x"):
+        if self.v12 and "roles" in self.files:
+            return f" LEFT JOIN t_roleinfo ri ON ri.user_sid = {alias}.sid"
+        return ""
+
+    def same_count(self, kind):
+        """Rows of a kind ('student', 'guardian') set aside as unchanged."""
+        return self.scalar("SELECT count(*) FROM t_same WHERE kind = %(kind)s", {"kind": kind})
 
     def error_query(self):
         parts = []
@@ -491,7 +595,7 @@ class PostgresWriter:
         self.execute(
             f"""CREATE TEMP TABLE t_students ON COMMIT DROP AS
             SELECT p.sid, {common}, p.enabled, p.number AS student_number, {birth} AS birth_date,
-                p.grade, {school} AS school_id
+                p.grade, {school} AS school_id, p.digest
             FROM t_people p {joins} WHERE {valid} AND p.kind = 'student'"""
         )
         self.summary.ignored_users = self.scalar(
@@ -500,7 +604,7 @@ class PostgresWriter:
         self.execute("DROP TABLE IF EXISTS t_guardians")
         self.execute(
             f"""CREATE TEMP TABLE t_guardians ON COMMIT DROP AS
-            SELECT p.sid, {common}, p.enabled, p.role, p.phone, p.sms
+            SELECT p.sid, {common}, p.enabled, p.role, p.phone, p.sms, p.digest
             FROM t_people p WHERE {valid} AND p.kind = 'guardian'"""
         )
         self.execute("ANALYZE t_students (sid)")
@@ -509,23 +613,37 @@ class PostgresWriter:
     def merge_kind(self, kind, table, staged, columns, extra_insert=""):
         counts = self.summary.counts[kind]
         params = {"ts": self.ts}
-        counts.updated = self.execute(
-            f"UPDATE {table} o SET "
-            + ", ".join(f"{c} = n.{c}" for c in columns)
-            + f", active = true, updated_at = %(ts)s FROM {staged} n WHERE o.sourced_id = n.sid "
-            f"AND ({', '.join('o.' + c for c in columns)}, o.active) "
-            f"IS DISTINCT FROM ({', '.join('n.' + c for c in columns)}, true)",
-            params,
-        )
+        empty = not self.scalar(f"SELECT EXISTS (SELECT 1 FROM {table})")
+        if not empty:
+            counts.updated = self.execute(
+                f"UPDATE {table} o SET "
+                + ", ".join(f"{c} = n.{c}" for c in columns)
+                + ", active = true, updated_at = %(ts)s, roster_digest = n.digest "
+                f"FROM {staged} n WHERE o.sourced_id = n.sid "
+                f"AND ({', '.join('o.' + c for c in columns)}, o.active) "
+                f"IS DISTINCT FROM ({', '.join('n.' + c for c in columns)}, true)",
+                params,
+            )
+            # Same values from a different input (a new dateLastModified, say): remember the new
+            # input; the row itself did not change, so neither does updated_at.
+            self.execute(
+                f"UPDATE {table} o SET roster_digest = n.digest FROM {staged} n "
+                "WHERE o.sourced_id = n.sid AND o.roster_digest <> n.digest"
+            )
         extra_columns = ", email_shared, unprovisioned_reason" if extra_insert else ""
+        # Into an empty table (a first import) a plain INSERT: no anti-join to probe.
+        not_stored = (
+            ""
+            if empty
+            else f"WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.sourced_id = n.sid)"
+        )
         counts.created = self.execute(
-            f"INSERT INTO {table} (sourced_id, active, created_at, updated_at, "
-            f"{', '.join(columns)}{extra_columns}) SELECT n.sid, true, %(ts)s, %(ts)s, "
-            f"{', '.join('n.' + c for c in columns)}{extra_insert} FROM {staged} n "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.sourced_id = n.sid)",
+            f"INSERT INTO {table} (sourced_id, active, created_at, updated_at, roster_digest, "
+            f"{', '.join(columns)}{extra_columns}) SELECT n.sid, true, %(ts)s, %(ts)s, n.digest, "
+            f"{', '.join('n.' + c for c in columns)}{extra_insert} FROM {staged} n {not_stored}",
             params,
         )
-        listed = self.scalar(f"SELECT count(*) FROM {staged}")
+        listed = self.scalar(f"SELECT count(*) FROM {staged}") + self.same_count(kind[:-1])
         counts.unchanged = listed - counts.created - counts.updated
         self.listed_stored[kind] = listed  # after the insert every listed row is stored
 
@@ -541,7 +659,9 @@ class PostgresWriter:
             # Listed = a valid row of this kind, or any row in error (skipped, not gone).
             gone = (
                 "NOT EXISTS (SELECT 1 FROM t_people p WHERE p.sid = o.sourced_id "
-                f"AND (p.error IS NOT NULL OR p.kind = '{people_kind}'))"
+                f"AND (p.error IS NOT NULL OR p.kind = '{people_kind}')) "
+                "AND NOT EXISTS (SELECT 1 FROM t_same m WHERE m.sid = o.sourced_id "
+                f"AND m.kind = '{people_kind}')"
             )
         else:
             gone = "o.sourced_id IN (SELECT sid FROM t_people WHERE del AND error IS NULL)"
@@ -629,29 +749,56 @@ class PostgresWriter:
             self.restore = None
 
     def update_birth_dates_only(self):
-        """Demographics rows of students not in this users.csv (a delta, say)."""
+        """Birth dates for the students the merge did not write: those set aside as unchanged
+        (demographics.csv is not in their digest) and those not in this users.csv (a delta)."""
         if "demographics" not in self.files:
             return
-        not_listed = (
-            "AND NOT EXISTS (SELECT 1 FROM t_students n WHERE n.sid = d.sid)"
-            if "users" in self.files
-            else ""
-        )
-        self.summary.counts["students"].updated += self.execute(
+        counts = self.summary.counts["students"]
+        params = {"ts": self.ts}
+        birth = "CASE WHEN d.del OR d.birth = '' THEN NULL ELSE d.birth::date END"
+        not_listed = ""
+        if "users" in self.files:
+            # As build_people: a valid row's date; else, from a bulk file without an error
+            # row for them, none; else the stored one.
+            no_rows = "false"
+            if self.mode("demographics") == "bulk":
+                no_rows = "NOT EXISTS (SELECT 1 FROM t_demo e WHERE e.sid = m.sid)"
+            same = self.execute(
+                f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
+                FROM (SELECT m.sid, {birth} AS birth FROM t_same m
+                      LEFT JOIN t_demo d ON d.sid = m.sid AND d.error IS NULL
+                      WHERE m.kind = 'student' AND (d.sid IS NOT NULL OR {no_rows})) x
+                WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
+                params,
+            )
+            counts.updated += same
+            counts.unchanged -= same
+            not_listed = (
+                "AND NOT EXISTS (SELECT 1 FROM t_students n WHERE n.sid = d.sid) "
+                "AND NOT EXISTS (SELECT 1 FROM t_same m WHERE m.sid = d.sid "
+                "AND m.kind = 'student')"
+            )
+        counts.updated += self.execute(
             f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
-            FROM (SELECT d.sid, CASE WHEN d.del OR d.birth = '' THEN NULL
-                         ELSE d.birth::date END AS birth
+            FROM (SELECT d.sid, {birth} AS birth
                   FROM t_demo d WHERE d.error IS NULL {not_listed}) x
             WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
-            {"ts": self.ts},
+            params,
         )
 
     def merge_links(self):
         if "users" not in self.files:
             return
         counts = self.summary.counts["links"]
-        valid = "p.error IS NULL AND NOT p.del AND p.agents <> ''"
         agents = "btrim(a)"
+
+        def people(kind):  # (sid, agents) of the valid people of a kind, set-aside rows too
+            return (
+                f"(SELECT sid, agents FROM t_people WHERE error IS NULL AND NOT del "
+                f"AND kind = '{kind}' AND agents <> '' UNION ALL SELECT sid, agents FROM t_same "
+                f"WHERE kind = '{kind}' AND agents <> '')"
+            )
+
         self.execute("DROP TABLE IF EXISTS t_links")
         self.execute(
             # Each side's own person is known to be stored with its kind (just merged), so a
@@ -659,18 +806,18 @@ class PostgresWriter:
             f"""CREATE TEMP TABLE t_links ON COMMIT DROP AS
             SELECT DISTINCT x.s, x.g, x.ok FROM (
                 SELECT p.sid AS s, a.id AS g, (gd.sourced_id IS NOT NULL) AS ok
-                FROM t_people p
+                FROM {people("student")} p
                 CROSS JOIN LATERAL (SELECT {agents} AS id
                                     FROM unnest(string_to_array(p.agents, ',')) a) a
                 LEFT JOIN portal_guardian gd ON gd.sourced_id = a.id
-                WHERE {valid} AND p.kind = 'student' AND a.id <> ''
+                WHERE a.id <> ''
                 UNION ALL
                 SELECT a.id, p.sid, (st.sourced_id IS NOT NULL)
-                FROM t_people p
+                FROM {people("guardian")} p
                 CROSS JOIN LATERAL (SELECT {agents} AS id
                                     FROM unnest(string_to_array(p.agents, ',')) a) a
                 LEFT JOIN portal_student st ON st.sourced_id = a.id
-                WHERE {valid} AND p.kind = 'guardian' AND a.id <> ''
+                WHERE a.id <> ''
             ) x"""
         )
         self.execute("ANALYZE t_links")
@@ -689,7 +836,9 @@ class PostgresWriter:
                 """DELETE FROM portal_guardianstudent WHERE id IN (
                     SELECT id FROM t_link_diff WHERE s IS NULL
                       AND (student_id IN (SELECT sid FROM t_students)
-                           OR guardian_id IN (SELECT sid FROM t_guardians)))"""
+                           OR guardian_id IN (SELECT sid FROM t_guardians)
+                           OR student_id IN (SELECT sid FROM t_same WHERE kind = 'student')
+                           OR guardian_id IN (SELECT sid FROM t_same WHERE kind = 'guardian')))"""
             )
             counts.created = self.execute(
                 """INSERT INTO portal_guardianstudent (guardian_id, student_id)
@@ -715,7 +864,13 @@ class PostgresWriter:
         counts.skipped = skipped
 
     def flag_shared_emails(self):
-        """email_shared = another active guardian has the same non-empty normalised email."""
+        """email_shared = another active guardian has the same non-empty normalised email.
+
+        Only the import writes a guardian's email or active flag, and it leaves the flags right
+        after every run: a run that wrote no guardian has nothing to recompute."""
+        guardians = self.summary.counts["guardians"]
+        if not (guardians.created or guardians.updated or guardians.deactivated):
+            return
         self.execute("DROP TABLE IF EXISTS t_shared")
         self.execute(
             "CREATE TEMP TABLE t_shared ON COMMIT DROP AS SELECT email_normalised AS email "
@@ -738,6 +893,7 @@ class PostgresWriter:
         tables = [f"s_{f}" for f in self.files] + [
             "t_orgs", "t_roles", "t_roleinfo", "t_people", "t_demo", "t_email_fix",
             "t_students", "t_guardians", "t_links", "t_link_diff", "t_shared",
+            "t_same",
         ]  # fmt: skip
         self.execute("DROP TABLE IF EXISTS " + ", ".join(tables))
 

@@ -491,3 +491,90 @@ def test_1_2_role_rows_in_error_and_users_without_a_role_are_reported(tmp_path):
     ]
     assert Student.objects.get(pk="stu-00000001").active  # its valid student role still counts
     assert not Student.objects.filter(pk="stu-orphan").exists()
+
+
+# --- Unchanged rows are set aside by their digest (postgres.match_unchanged) -----------------
+
+
+def digests():
+    return {
+        **dict(Student.objects.values_list("sourced_id", "roster_digest")),
+        **dict(Guardian.objects.values_list("sourced_id", "roster_digest")),
+    }
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_a_reimport_writes_exactly_the_changed_rows_and_unchanged_ones_keep_their_stamp(
+    tmp_path, version
+):
+    base = family(version)
+    import_roster(write_set(tmp_path / "a", **base))
+    assert all(digests().values())
+    stamps = dict(Student.objects.values_list("sourced_id", "updated_at"))
+    changed = {**base, "users": [dict(u) for u in base["users"]]}
+    changed["users"][0]["givenName"] = "Anita"  # s1
+    changed["users"][2]["dateLastModified"] = "2026-11-28"  # g1: same values, new input
+    changed["demographics"] = [{"sourcedId": "s2", "birthDate": "2013-01-02"}]  # s1 loses its
+
+    summary = import_roster(write_set(tmp_path / "b", **changed))
+
+    s1, s2 = Student.objects.get(pk="s1"), Student.objects.get(pk="s2")
+    assert (s1.given_name, s1.birth_date, s2.birth_date) == ("Anita", None, date(2013, 1, 2))
+    assert s1.updated_at == s2.updated_at == summary.changed_at != stamps["s1"]
+    assert summary["students"].updated == 2 and summary["students"].unchanged == 0
+    assert summary["guardians"].updated == 0 and summary["guardians"].unchanged == 4
+    assert Guardian.objects.get(pk="g1").updated_at != summary.changed_at
+    assert links() == {("g1", "s1"), ("g3", "s1"), ("g2", "s1"), ("g2", "s2")}
+    # The next identical run finds every row unchanged, g1 by the digest of its new input.
+    again = import_roster(write_set(tmp_path / "c", **changed))
+    assert again["students"].unchanged == 2 and again["guardians"].unchanged == 4
+    assert again["students"].updated == again["guardians"].updated == 0
+
+
+def test_a_set_aside_student_still_gets_the_birth_date_a_demographics_delta_changed(tmp_path):
+    path = write_set(tmp_path / "a", **family())
+    import_roster(path)
+    import_roster(
+        write_set(
+            tmp_path / "b",
+            users=None,
+            orgs=None,
+            demographics=[{"sourcedId": "s1", "birthDate": "2011-01-01"}],
+            mode="delta",
+        )
+    )
+    assert Student.objects.get(pk="s1").birth_date == date(2011, 1, 1)
+
+    summary = import_roster(path)  # users.csv as before: s1 is set aside, its birth date is not
+
+    assert Student.objects.get(pk="s1").birth_date == date(2012, 3, 9)
+    assert summary["students"].updated == 1 and summary["students"].unchanged == 1
+
+
+def test_a_duplicate_of_an_unchanged_row_is_still_reported(tmp_path):
+    base = family()
+    base["users"] += [student(f"x{n}", str(n)) for n in range(120)]  # one error stays under 1%
+    import_roster(write_set(tmp_path / "a", **base))
+    users = [*base["users"], base["users"][0]]  # s1 twice, identical
+
+    summary = import_roster(write_set(tmp_path / "b", **{**base, "users": users}))
+
+    assert [str(e) for e in summary.errors] == [
+        f"users.csv, line {len(users) + 1}: duplicate sourcedId (first on line 2)"
+    ]
+    assert summary["students"].unchanged == 122 and summary["students"].skipped == 1
+
+
+def test_changed_context_or_plain_path_writes_make_every_row_compared_again(tmp_path, settings):
+    path = write_set(tmp_path / "a", **family())
+    import_roster(path)
+    first = digests()
+    settings.STUDENT_NUMBER_FIELD = "username"  # the same files now mean other values
+    summary = import_roster(path)
+    assert summary["students"].unchanged == 2  # compared in full: the values happen to agree
+    assert set(digests().values()).isdisjoint(first.values())
+
+    import_roster(path, writer="plain")
+    assert set(digests().values()) == {""}  # the plain path keeps no digests
+    summary = import_roster(path)
+    assert summary["students"].unchanged == 2 and all(digests().values())
