@@ -83,6 +83,7 @@ class PostgresWriter:
         self.listed_stored = {}  # kind -> rows of this file now stored (see deactivate)
         self.restore = None  # set while secondary indexes are dropped for a bulk load
         self.has_digests = False  # some stored row has a digest (see match_unchanged)
+        self.shared_flagged = False  # email_shared set on insert (see merge_kind)
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -152,6 +153,9 @@ class PostgresWriter:
             if rows <= 0:
                 raise StructuralError("the file has no data rows", file=csv_file.name, line=2)
             self.summary.rows += rows
+            # A sample, so that joins on staged rows are planned for their real number (a
+            # merge join of sorted millions instead of a hash join costs seconds).
+            self.execute(f"ANALYZE {table}")
 
     # --- 2. validation -------------------------------------------------------------------
     def mark_duplicates(self, table, *, keep_errors=False):
@@ -406,6 +410,9 @@ class PostgresWriter:
             return  # a first import, say: nothing to match
         f = "users"
         sid = self.col(f, "sourcedId")
+        # One hash join: the planner cannot estimate a join on a computed digest and would sort
+        # both millions for a merge join instead (twice the time).
+        self.execute("SET LOCAL enable_mergejoin = off")
         self.execute(
             f"""INSERT INTO t_same
             SELECT x.line, x.sid, x.agents, k.kind
@@ -420,6 +427,7 @@ class PostgresWriter:
               ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}
             WHERE x.sid NOT IN (SELECT {sid} FROM s_users s GROUP BY 1 HAVING count(*) > 1)"""
         )
+        self.execute("SET LOCAL enable_mergejoin = on")
         self.execute("ANALYZE t_same")
 
     def row_digest_sql(self):
@@ -631,6 +639,17 @@ class PostgresWriter:
                 "WHERE o.sourced_id = n.sid AND o.roster_digest <> n.digest"
             )
         extra_columns = ", email_shared, unprovisioned_reason" if extra_insert else ""
+        if empty and extra_insert:
+            # Guardians into an empty table: everyone is active and in t_guardians, so the
+            # shared emails are known before the insert and flag_shared_emails has nothing left.
+            self.execute("DROP TABLE IF EXISTS t_shared")
+            self.execute(
+                "CREATE TEMP TABLE t_shared ON COMMIT DROP AS SELECT email_normalised AS email "
+                f"FROM {staged} WHERE email_normalised <> '' "
+                "GROUP BY email_normalised HAVING count(*) > 1"
+            )
+            extra_insert = ", n.email_normalised IN (SELECT email FROM t_shared), ''"
+            self.shared_flagged = True
         # Into an empty table (a first import) a plain INSERT: no anti-join to probe.
         not_stored = (
             ""
@@ -740,6 +759,10 @@ class PostgresWriter:
                 self.execute(definition)
             for table, name, definition, _ in constraints:  # unique ones first (ORDER BY)
                 self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+            # Statistics for the rows just loaded, before autovacuum gets to them: the next
+            # import's joins against these tables are planned for a million rows, not for none.
+            for table in tables:
+                self.execute(f"ANALYZE {table}")
 
         return restore
 
@@ -869,7 +892,9 @@ class PostgresWriter:
         Only the import writes a guardian's email or active flag, and it leaves the flags right
         after every run: a run that wrote no guardian has nothing to recompute."""
         guardians = self.summary.counts["guardians"]
-        if not (guardians.created or guardians.updated or guardians.deactivated):
+        if self.shared_flagged or not (
+            guardians.created or guardians.updated or guardians.deactivated
+        ):
             return
         self.execute("DROP TABLE IF EXISTS t_shared")
         self.execute(
