@@ -218,6 +218,7 @@ class _Throughput:
     client_cpu: float = 0.0  # CPU seconds of the load generator
     server_cpu: float = 0.0  # of gunicorn (master + workers)
     worker_cpu: float = 0.0  # of the Celery worker (main + pool processes)
+    database_cpu: float = 0.0  # of PostgreSQL's backends serving the benchmark's database
     busy_ticks: int = 0  # the machine's busy and total CPU ticks
     total_ticks: int = 0
     resolved: int | None = None  # help requests the worker resolved meanwhile
@@ -233,6 +234,7 @@ class _Throughput:
             client_cpu=self.client_cpu + other.client_cpu,
             server_cpu=self.server_cpu + other.server_cpu,
             worker_cpu=self.worker_cpu + other.worker_cpu,
+            database_cpu=self.database_cpu + other.database_cpu,
             busy_ticks=self.busy_ticks + other.busy_ticks,
             total_ticks=self.total_ticks + other.total_ticks,
             resolved=both(self.resolved, other.resolved),
@@ -249,6 +251,11 @@ def _throughput_rows(name, result):
     rows = [
         _row(f"{name}: throughput", result.rate, f"requests/s (n={result.count})"),
         _row("  gunicorn CPU per request", result.server_cpu * per_request, "ms"),
+        _row(
+            "  PostgreSQL CPU per request (the worker's queries included)",
+            result.database_cpu * per_request,
+            "ms",
+        ),
         _row("  load generator CPU per request", result.client_cpu * per_request, "ms"),
         _row("  machine CPU busy", 100 * result.busy_ticks / result.total_ticks, "%"),
     ]
@@ -441,6 +448,7 @@ class _Stack:
         help_arm = path not in (TRIVIAL_PATH, STOCK_PATH)
         server_before = _group_cpu_seconds(self.gunicorn.pid)
         worker_before = _group_cpu_seconds(self.worker.process.pid)
+        database_before = _database_cpu_seconds()
         machine_before = _machine_cpu()
         client_before = time.process_time()
         started_at = timezone.now()
@@ -449,6 +457,7 @@ class _Stack:
         busy, total = (b - a for a, b in zip(machine_before, _machine_cpu(), strict=True))
         server_cpu = _group_cpu_seconds(self.gunicorn.pid) - server_before
         worker_cpu = _group_cpu_seconds(self.worker.process.pid) - worker_before
+        database_cpu = _database_cpu_seconds() - database_before
         resolved = sent = None
         if help_arm:
             from recovery.models import HelpRequest, OutboundEmail
@@ -468,6 +477,7 @@ class _Stack:
             client_cpu=client_cpu,
             server_cpu=server_cpu,
             worker_cpu=worker_cpu,
+            database_cpu=database_cpu,
             busy_ticks=busy,
             total_ticks=total,
             resolved=resolved,
@@ -642,6 +652,23 @@ def _group_cpu_seconds(pgid):
             continue
         if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ...
             ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _database_cpu_seconds():
+    """CPU seconds used so far by the live PostgreSQL backends serving the benchmark's database
+    (a backend's title is "postgres: [cluster: ]<user> <database> <client> <activity>")."""
+    name = f" {connections['default'].settings_dict['NAME']} ".encode()
+    ticks = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+            if not title.startswith(b"postgres: ") or name not in title:
+                continue
+            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
