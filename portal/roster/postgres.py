@@ -153,9 +153,10 @@ class PostgresWriter:
             if rows <= 0:
                 raise StructuralError("the file has no data rows", file=csv_file.name, line=2)
             self.summary.rows += rows
-            # A sample, so that joins on staged rows are planned for their real number (a
-            # merge join of sorted millions instead of a hash join costs seconds).
-            self.execute(f"ANALYZE {table}")
+            # The row count, so that joins on staged rows are planned for their real number (a
+            # merge join of sorted millions instead of a hash join costs seconds). One column:
+            # statistics of every text column cost more than they help here.
+            self.execute(f"ANALYZE {table} (line)")
 
     # --- 2. validation -------------------------------------------------------------------
     def mark_duplicates(self, table, *, keep_errors=False):
@@ -411,14 +412,15 @@ class PostgresWriter:
         f = "users"
         sid = self.col(f, "sourcedId")
         # One hash join: the planner cannot estimate a join on a computed digest and would sort
-        # both millions for a merge join instead (twice the time).
+        # both millions for a merge join instead (twice the time). OFFSET 0 computes each
+        # digest once; inlined, the join would compute it again for every match.
         self.execute("SET LOCAL enable_mergejoin = off")
         self.execute(
             f"""INSERT INTO t_same
             SELECT x.line, x.sid, x.agents, k.kind
             FROM (SELECT s.line, {sid} AS sid, {self.raw(f, "agentSourcedIds")} AS agents,
                     {self.row_digest_sql()} AS row_digest
-                  FROM s_users s) x {self.roleinfo_join()}
+                  FROM s_users s OFFSET 0) x {self.roleinfo_join()}
             JOIN (SELECT sourced_id, roster_digest, 'student' AS kind FROM portal_student
                   WHERE active AND roster_digest <> ''
                   UNION ALL
@@ -760,9 +762,11 @@ class PostgresWriter:
             for table, name, definition, _ in constraints:  # unique ones first (ORDER BY)
                 self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             # Statistics for the rows just loaded, before autovacuum gets to them: the next
-            # import's joins against these tables are planned for a million rows, not for none.
+            # import's joins against these tables are planned for a million rows, not for none
+            # (the keys it joins on suffice; autovacuum does the rest later).
             for table in tables:
-                self.execute(f"ANALYZE {table}")
+                key = "guardian_id" if table == "portal_guardianstudent" else "sourced_id"
+                self.execute(f"ANALYZE {table} ({key})")
 
         return restore
 
