@@ -8,7 +8,7 @@ PROD_CHECK_ENV := SECRET_KEY=lint-$$(head -c 32 /dev/urandom | od -An -tx1 | tr 
 	EMAIL_HOST=127.0.0.1 DEFAULT_FROM_EMAIL=help@portal.example.org \
 	PORTAL_BASE_URL=https://portal.example.org ALLOWED_HOSTS=portal.example.org
 
-.PHONY: help install messages run test bench lint format clean
+.PHONY: help install test-deps messages run test bench lint format clean
 
 # Compiled catalogs are committed (make run needs no gettext); rebuilt here when a .po changes.
 PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po)
@@ -28,7 +28,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $@
 
+# axe-core for the browser tests (tests/e2e), pinned in package-lock.json; nothing of it is served.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 install: $(VENV)/.installed
+
+test-deps: install node_modules/.installed
+	@test -x /usr/bin/chromium || { echo "The browser tests need Debian's chromium: apt-get install chromium"; exit 1; }
 
 messages:
 	@if command -v msgfmt >/dev/null; then \
@@ -38,7 +46,7 @@ messages:
 run: install messages
 	$(PY) -m portal.demo
 
-test: install messages
+test: test-deps messages
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: install messages
