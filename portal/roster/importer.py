@@ -52,7 +52,7 @@ from portal.models import Guardian, Student
 from portal.roster import rules
 from portal.roster.reader import CsvFile, RosterSource, read_manifest
 from portal.roster.signals import roster_imported
-from portal.roster.summary import ImportSummary, SafetyStop, TooManyRowErrors
+from portal.roster.summary import ImportSummary, SafetyStop, check_row_errors
 
 
 def import_roster(path, *, allow_mass_deactivation=False, writer=None):
@@ -153,15 +153,6 @@ def _raise_temp_buffers(cursor):
     except psycopg.Error:
         cursor.execute("ROLLBACK TO SAVEPOINT roster_temp_buffers")
     cursor.execute("RELEASE SAVEPOINT roster_temp_buffers")
-
-
-def check_row_errors(summary, error_count):
-    if error_count and error_count > rules.ERROR_SHARE * summary.rows:
-        raise TooManyRowErrors(
-            f"{error_count} of {summary.rows} rows are in error, more than "
-            f"{rules.ERROR_SHARE:.0%}: the export looks broken, nothing was imported.",
-            errors=summary.errors,
-        )
 
 
 def _check_deactivations(summary, active_before, *, allow):

@@ -15,8 +15,7 @@ from django.db.models import Q
 from portal.models import Guardian, GuardianStudent, Organisation, Student
 from portal.normalisation import normalise_email
 from portal.roster import rules
-from portal.roster.importer import check_row_errors
-from portal.roster.summary import RowError
+from portal.roster.summary import RowError, check_row_errors
 
 WS = rules.FIELD_WHITESPACE
 BIRTH = re.compile(rules.BIRTH_DATE_PATTERN)

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from portal.roster.rules import ERROR_SHARE
+
 KINDS = ("orgs", "students", "guardians", "links")
 ACTIONS = ("created", "updated", "deactivated", "unchanged", "skipped")
 
@@ -96,3 +98,13 @@ class TooManyRowErrors(ImportStopped):
 
 class SafetyStop(ImportStopped):
     """The run would deactivate more than ROSTER_MAX_DEACTIVATE_SHARE of active people."""
+
+
+def check_row_errors(summary, error_count):
+    """Stop the run when more than ERROR_SHARE of its rows are in error (shared by both writers)."""
+    if error_count and error_count > ERROR_SHARE * summary.rows:
+        raise TooManyRowErrors(
+            f"{error_count} of {summary.rows} rows are in error, more than "
+            f"{ERROR_SHARE:.0%}: the export looks broken, nothing was imported.",
+            errors=summary.errors,
+        )
