@@ -100,7 +100,15 @@ def print_banner(*, port):
         f"    {labels[role]:<14} {username:<28} {password}"
         for role, username, password in demo_logins()
     ]
-    lines += ["", "  Press Ctrl-C to stop.", "=" * 72, ""]
+    lines += [
+        "",
+        "  The staff console (/staff/) also asks for a one-time code; print the current one",
+        "  with: .venv/bin/python manage.py demo_code",
+        "",
+        "  Press Ctrl-C to stop.",
+        "=" * 72,
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 

@@ -5,9 +5,11 @@ from io import StringIO
 import pytest
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.management import CommandError, call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.management.commands.seed_demo import DEMO_PASSWORDS
+from portal.management.commands.seed_demo import DEMO_PASSWORDS, demo_logins
 from portal.models import Guardian, GuardianStudent, Student
+from recovery.models import OutboundEmail
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +50,7 @@ def test_seeds_roster_and_demo_logins_then_does_nothing(demo_settings, tmp_path,
     assert admin.is_staff and admin.is_superuser and admin.role == User.Role.STAFF
     assert admin.check_password(DEMO_PASSWORDS["staff"])
 
-    parent = User.objects.get(role=User.Role.PARENT)
+    parent = User.objects.get(username=demo_logins()[1][1])
     guardian = parent.guardian
     assert guardian is not None and guardian.active and guardian.enabled
     assert guardian.email and not guardian.email_shared
@@ -61,11 +63,20 @@ def test_seeds_roster_and_demo_logins_then_does_nothing(demo_settings, tmp_path,
     assert parent.has_self_serve and parent.activated_at is not None
     assert parent.check_password(DEMO_PASSWORDS["parent"])
 
-    student_user = User.objects.get(role=User.Role.STUDENT)
+    student_user = User.objects.get(username=demo_logins()[2][1])
     assert student_user.student is not None
     assert student_user.username == student_user.student.student_number
     assert student_user.student.guardians.filter(pk=guardian.pk).exists()
     assert not student_user.is_staff
+
+    # The nightly job ran too: every other eligible guardian has an account and a welcome.
+    assert User.objects.filter(role=User.Role.PARENT).count() > 1
+    assert OutboundEmail.objects.filter(kind="welcome").exists()
+    assert not OutboundEmail.objects.filter(kind="welcome", user=parent).exists()
+    # The demo supervisor's code is printable by demo_code (and a real TOTP of its device).
+    code_out = StringIO()
+    call_command("demo_code", stdout=code_out)
+    assert TOTPDevice.objects.get(user=admin).verify_token(code_out.getvalue().strip())
 
     assert "demo only" in output
     for username, password in (

@@ -15,6 +15,9 @@ from django.utils import timezone
 from portal.models import Guardian, GuardianStudent, Student
 
 DEMO_ADMIN_USERNAME = "admin"
+# The demo supervisor's authenticator key, published like the passwords (demo only): the staff
+# console asks for a code, and `manage.py demo_code` prints the current one.
+DEMO_TOTP_KEY = "3132333435363738393031323334353637383930"
 # Demo only: published on purpose. Long enough for the password policy of SPEC §6.3.
 DEMO_PASSWORDS = {
     "staff": "demo-admin-password",
@@ -83,6 +86,15 @@ def demo_logins():
     ]
 
 
+def _give_demo_second_factor(user):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from recovery.models import StaffProfile
+
+    StaffProfile.objects.get_or_create(user=user, defaults={"is_supervisor": True})
+    TOTPDevice.objects.create(user=user, name="authenticator", key=DEMO_TOTP_KEY, confirmed=True)
+
+
 @transaction.atomic
 def create_demo_accounts():
     """Create whichever demo logins are missing; return the roles created."""
@@ -99,6 +111,7 @@ def create_demo_accounts():
             last_name="Administrator",
             activated_at=now,
         )
+        _give_demo_second_factor(User.objects.get(username=DEMO_ADMIN_USERNAME))
         created.append("staff")
     guardian = demo_guardian()
     if guardian is not None and not User.objects.filter(guardian=guardian).exists():
@@ -165,6 +178,12 @@ class Command(BaseCommand):
             raise CommandError("--students must be at least 1.")
         imported = self._import_roster(students=students)
         created = create_demo_accounts()
+        if imported:
+            # The nightly job, as a district would run it: parent and student accounts, and
+            # welcome emails that the demo's worker delivers to /dev/mail/.
+            from portal.provisioning import provision_accounts
+
+            provision_accounts()
         if not imported and not created:
             self.stdout.write("Demo data already present; nothing to do.")
         elif created:
