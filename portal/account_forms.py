@@ -16,10 +16,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from portal.normalisation import normalise_email
-from portal.password_validation import password_rules
 from portal.passwords import check_user_password, normalise_password
 from recovery import ratelimit
-from recovery.forms import RULES_ELEMENT_ID
+from recovery.forms import PasswordRulesMixin
 
 # A stolen session must not become a password oracle: wrong current passwords on the account
 # page are counted per account, and past the limit no password is checked for a while.
@@ -73,7 +72,7 @@ class ReauthThrottle:
         )
 
 
-class AccountPasswordChangeForm(ReauthThrottle, PasswordChangeForm):
+class AccountPasswordChangeForm(ReauthThrottle, PasswordRulesMixin, PasswordChangeForm):
     """Django's PasswordChangeForm (old_password, new_password1, new_password2).
 
     Saving goes through portal.services.user_set_password, not save(). Passwords are checked
@@ -89,10 +88,6 @@ class AccountPasswordChangeForm(ReauthThrottle, PasswordChangeForm):
         for name in ("new_password1", "new_password2"):
             self.fields[name].help_text = ""
         self._describe_fields()
-
-    @property
-    def password_rules(self):
-        return password_rules(user=self.user)
 
     @sensitive_variables("old_password")
     def clean_old_password(self):
@@ -110,19 +105,6 @@ class AccountPasswordChangeForm(ReauthThrottle, PasswordChangeForm):
 
     def clean_new_password2(self):
         return normalise_password(self.cleaned_data["new_password2"])
-
-    def full_clean(self):
-        super().full_clean()
-        self._describe_fields()
-
-    def _describe_fields(self):
-        # Setting aria-describedby turns Django's automatic one off: name the error list too.
-        errors = self.errors if self.is_bound and hasattr(self, "cleaned_data") else {}
-        for name in ("new_password1", "new_password2"):
-            ids = [RULES_ELEMENT_ID]
-            if name in errors:
-                ids.append(f"{self[name].auto_id}_error")
-            self.fields[name].widget.attrs["aria-describedby"] = " ".join(ids)
 
 
 class RecoveryEmailForm(ReauthThrottle, forms.Form):

@@ -11,7 +11,31 @@ from portal.passwords import normalise_password
 RULES_ELEMENT_ID = "password-rules"
 
 
-class SetPasswordForm(forms.Form):
+class PasswordRulesMixin:
+    """For forms with new_password1/2 and a `user`: the rules to show, and fields pointing at them.
+
+    Setting aria-describedby turns Django's automatic one off, so each field also names its
+    error list (id "<field id>_error") when it has one.
+    """
+
+    @property
+    def password_rules(self):
+        return password_rules(user=self.user)
+
+    def full_clean(self):
+        super().full_clean()
+        self._describe_fields()
+
+    def _describe_fields(self):
+        errors = self.errors if self.is_bound and hasattr(self, "cleaned_data") else {}
+        for name in ("new_password1", "new_password2"):
+            ids = [RULES_ELEMENT_ID]
+            if name in errors:
+                ids.append(f"{self[name].auto_id}_error")
+            self.fields[name].widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+class SetPasswordForm(PasswordRulesMixin, forms.Form):
     """A new password, typed twice and checked by AUTH_PASSWORD_VALIDATORS for `user`.
 
     Used by activation, reset and the first-login change. The rules are shown before the person
@@ -39,10 +63,6 @@ class SetPasswordForm(forms.Form):
         self._describe_fields()
 
     @property
-    def password_rules(self):
-        return password_rules(user=self.user)
-
-    @property
     def new_password(self):
         return self.cleaned_data["new_password1"]
 
@@ -66,17 +86,3 @@ class SetPasswordForm(forms.Form):
                 validate_password(password, self.user)
             except forms.ValidationError as error:
                 self.add_error("new_password1", error)
-
-    def full_clean(self):
-        super().full_clean()
-        self._describe_fields()
-
-    def _describe_fields(self):
-        # Setting aria-describedby ourselves turns Django's automatic one off, so name the
-        # field's error list (id "<field id>_error") here as well.
-        errors = self.errors if self.is_bound and hasattr(self, "cleaned_data") else {}
-        for name in ("new_password1", "new_password2"):
-            ids = [RULES_ELEMENT_ID]
-            if name in errors:
-                ids.append(f"{self[name].auto_id}_error")
-            self.fields[name].widget.attrs["aria-describedby"] = " ".join(ids)
