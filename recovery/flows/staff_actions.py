@@ -28,6 +28,8 @@ Which accounts an action may touch (those involved in the request's roster match
 requests a staff member may see (school scope) are the views' checks, before these run.
 """
 
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -266,13 +268,38 @@ def _refuse_if(reason):
         raise ActionRefused(reason)
 
 
-def send_reset_link(*, manual_request, account, staff, note, request=None):
-    """A reset link to the account's verified recovery email, as stored."""
+@contextmanager
+def _account_action(*, action, unavailable_reason, manual_request, account, staff, note, request):
+    """The frame of every action on one account: a required note, the refusal reason checked
+    first, then in one transaction the request locked and touched, the action (the with-block),
+    and its history event and audit event."""
     note = _clean_note(note, required=True)
-    _refuse_if(reset_unavailable_reason(account))
+    _refuse_if(unavailable_reason(account))
     with transaction.atomic():
         manual_request = _locked(manual_request)
         _touch(manual_request, staff=staff)
+        yield
+        _record(
+            action=action,
+            staff=staff,
+            note=note,
+            request=request,
+            manual_request=manual_request,
+            subject=account,
+        )
+
+
+def send_reset_link(*, manual_request, account, staff, note, request=None):
+    """A reset link to the account's verified recovery email, as stored."""
+    with _account_action(
+        action="reset_link_sent",
+        unavailable_reason=reset_unavailable_reason,
+        manual_request=manual_request,
+        account=account,
+        staff=staff,
+        note=note,
+        request=request,
+    ):
         queue_email(
             kind="password_reset",
             to_address=account.recovery_email,
@@ -281,23 +308,19 @@ def send_reset_link(*, manual_request, account, staff, note, request=None):
             context={"username": account.get_username()},
             language=account.language,
         )
-        _record(
-            action="reset_link_sent",
-            staff=staff,
-            note=note,
-            request=request,
-            manual_request=manual_request,
-            subject=account,
-        )
 
 
 def send_username_reminder(*, manual_request, account, staff, note, request=None):
     """The username, by the `username_reminder` notice, to the verified recovery email."""
-    note = _clean_note(note, required=True)
-    _refuse_if(reminder_unavailable_reason(account))
-    with transaction.atomic():
-        manual_request = _locked(manual_request)
-        _touch(manual_request, staff=staff)
+    with _account_action(
+        action="username_reminder_sent",
+        unavailable_reason=reminder_unavailable_reason,
+        manual_request=manual_request,
+        account=account,
+        staff=staff,
+        note=note,
+        request=request,
+    ):
         queue_email(
             kind="username_reminder",
             to_address=account.recovery_email,
@@ -305,51 +328,35 @@ def send_username_reminder(*, manual_request, account, staff, note, request=None
             context={"usernames": [account.get_username()]},
             language=account.language,
         )
-        _record(
-            action="username_reminder_sent",
-            staff=staff,
-            note=note,
-            request=request,
-            manual_request=manual_request,
-            subject=account,
-        )
 
 
 def issue_code(*, manual_request, account, staff, note, request=None):
     """A one-time activation code for a student; returned once, for the printable page."""
-    note = _clean_note(note, required=True)
-    _refuse_if(code_unavailable_reason(account))
-    with transaction.atomic():
-        manual_request = _locked(manual_request)
-        _touch(manual_request, staff=staff)
+    with _account_action(
+        action="student_code_issued",
+        unavailable_reason=code_unavailable_reason,
+        manual_request=manual_request,
+        account=account,
+        staff=staff,
+        note=note,
+        request=request,
+    ):
         code = issue_student_code(student_user=account, staff_user=staff, request=request)
-        _record(
-            action="student_code_issued",
-            staff=staff,
-            note=note,
-            request=request,
-            manual_request=manual_request,
-            subject=account,
-        )
     return code
 
 
 def clear_login_lock(*, manual_request, account, staff, note, request=None):
     """Forget the account's failed logins and lock (portal.login_throttle.unlock_account)."""
-    note = _clean_note(note, required=True)
-    _refuse_if(unlock_unavailable_reason(account))
-    with transaction.atomic():
-        manual_request = _locked(manual_request)
-        _touch(manual_request, staff=staff)
+    with _account_action(
+        action="login_lock_cleared",
+        unavailable_reason=unlock_unavailable_reason,
+        manual_request=manual_request,
+        account=account,
+        staff=staff,
+        note=note,
+        request=request,
+    ):
         login_throttle.unlock_account(user=account, staff=staff, request=request)
-        _record(
-            action="login_lock_cleared",
-            staff=staff,
-            note=note,
-            request=request,
-            manual_request=manual_request,
-            subject=account,
-        )
 
 
 def create_guardian_account(
