@@ -43,7 +43,7 @@ class Person(RosterRecord):
     email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
     # enabledUser=false: the record exists but portal access is curtailed.
     enabled = models.BooleanField(default=True)
-    # The PostgreSQL import's memo (portal.roster.postgres): md5 of the raw CSV input this row
+    # The PostgreSQL import's memo (portal.roster.postgres): a hash of the raw CSV input this row
     # was last merged from. A re-import skips validating and merging rows whose input has the
     # same digest; '' (any other writer, or unknown) means "compare in full".
     roster_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
@@ -101,7 +101,10 @@ class Guardian(Person):
 
 
 class GuardianStudent(models.Model):
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="links")
+    # No index of its own: the unique (guardian, student) index below serves lookups by guardian.
+    guardian = models.ForeignKey(
+        Guardian, on_delete=models.CASCADE, related_name="links", db_index=False
+    )
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="links")
 
     class Meta:

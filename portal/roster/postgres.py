@@ -48,7 +48,7 @@ BULK_LOAD_TABLES = ("portal_student", "portal_guardian", "portal_guardianstudent
 BULK_LOAD_MIN_ROWS = 10_000
 # Part of every row digest: bump it whenever a change here or in rules.py would store a different
 # value for the same input, so that the next import compares every row in full once.
-DIGEST_VERSION = 1
+DIGEST_VERSION = 2
 
 
 def lit(value):
@@ -84,6 +84,9 @@ class PostgresWriter:
         self.restore = None  # set while secondary indexes are dropped for a bulk load
         self.has_digests = False  # some stored row has a digest (see match_unchanged)
         self.shared_flagged = False  # email_shared set on insert (see merge_kind)
+        self.was_empty = {}  # "students"/"guardians" -> no stored row before the merge
+        self.incoming = {}  # "students"/"guardians" -> valid rows of that kind (not set aside)
+        self.staged = {}  # "students"/"guardians" -> t_students/t_guardians or their query
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -159,7 +162,12 @@ class PostgresWriter:
             self.execute(f"ANALYZE {table} (line)")
 
     # --- 2. validation -------------------------------------------------------------------
-    def mark_duplicates(self, table, *, keep_errors=False):
+    def mark_duplicates(self, table):
+        duplicates = f"SELECT sid FROM {table} WHERE sid <> '' GROUP BY sid HAVING count(*) > 1"
+        # Looking costs one hash aggregate; marking (an UPDATE joined to it) twice that, and
+        # a clean file, the usual case, has nothing to mark.
+        if not self.scalar(f"SELECT EXISTS ({duplicates})"):
+            return
         first_on = rules.DUPLICATE.split("{}")
         self.execute(
             f"UPDATE {table} t SET error = {lit(first_on[0])} || d.first || {lit(first_on[1])} "
@@ -433,26 +441,31 @@ class PostgresWriter:
         self.execute("ANALYZE t_same")
 
     def row_digest_sql(self):
-        """md5 of digest_context() and the users.csv values, as sent, that decide a person's row:
-        sourcedId, status, every field merged, what kind and school come from. Not
-        agentSourcedIds (links are rebuilt from everyone's each time), dateLastModified,
-        password or metadata. Joined by the unit separator, a control character real exports
-        do not contain. Values as sent, untrimmed: a change in stray spaces only costs a
-        comparison in full."""
+        """A 64-bit hash, seeded by digest_context(), of the users.csv values, as sent, that
+        decide a person's row: sourcedId, status, every field merged, what kind and school come
+        from. Not agentSourcedIds (links are rebuilt from everyone's each time),
+        dateLastModified, password or metadata. Values as sent, untrimmed: a change in stray
+        spaces only costs a comparison in full. PostgreSQL's own record hash, not md5 of the
+        joined values: a third of the cost per row (md5() sets up a hash context per call), and
+        a changed row shares its stored digest with odds of 2^-64."""
         headers = [
             "sourcedId", "status", "enabledUser", "givenName", "familyName", "middleName",
             "preferredGivenName", "username", "email", self.number_field, "grades", "phone",
             "sms", "primaryOrgSourcedId" if self.v12 else "role", "orgSourcedIds",
         ]  # fmt: skip
-        values = " || E'\\x1f' || ".join(self.raw("users", h) for h in dict.fromkeys(headers))
-        return f"md5({lit(self.ctx)} || E'\\x1f' || {values})"
+        values = ", ".join(self.raw("users", h) + "::text" for h in dict.fromkeys(headers))
+        return f"hash_record_extended(ROW({values}), {self.seed()})::text"
+
+    def seed(self):
+        """digest_context() as the digest's hash seed: a new context changes every digest."""
+        return int(self.ctx[:15], 16)
 
     def digest_expr(self, alias="x"):
         """The person's digest: the row digest, and (1.2) what roles.csv says of them."""
         if self.v12 and "roles" in self.files:
             return (
-                f"md5({alias}.row_digest || coalesce(ROW(ri.is_student, ri.guardian_role, "
-                "ri.student_orgs)::text, ''))"
+                f"hash_record_extended(ROW({alias}.row_digest, ri.is_student, ri.guardian_role, "
+                f"ri.student_orgs), {self.seed()})::text"
             )
         return f"{alias}.row_digest"
 
@@ -601,29 +614,38 @@ class PostgresWriter:
                 " LEFT JOIN portal_organisation so ON so.sourced_id = p.org_ids"
                 " AND so.type = 'school'"
             )
-        self.execute("DROP TABLE IF EXISTS t_students")
-        self.execute(
-            f"""CREATE TEMP TABLE t_students ON COMMIT DROP AS
-            SELECT p.sid, {common}, p.enabled, p.number AS student_number, {birth} AS birth_date,
-                p.grade, {school} AS school_id, p.digest
-            FROM t_people p {joins} WHERE {valid} AND p.kind = 'student'"""
+        self.cur.execute(
+            f"SELECT count(*) FILTER (WHERE p.kind = 'student'), count(*) FILTER "
+            f"(WHERE p.kind = 'guardian'), count(*) FILTER (WHERE p.kind = 'other') "
+            f"FROM t_people p WHERE {valid}"
         )
-        self.summary.ignored_users = self.scalar(
-            f"SELECT count(*) FROM t_people p WHERE {valid} AND p.kind = 'other'"
+        self.incoming["students"], self.incoming["guardians"], self.summary.ignored_users = (
+            self.cur.fetchone()
         )
-        self.execute("DROP TABLE IF EXISTS t_guardians")
-        self.execute(
-            f"""CREATE TEMP TABLE t_guardians ON COMMIT DROP AS
-            SELECT p.sid, {common}, p.enabled, p.role, p.phone, p.sms, p.digest
-            FROM t_people p WHERE {valid} AND p.kind = 'guardian'"""
-        )
-        self.execute("ANALYZE t_students (sid)")
-        self.execute("ANALYZE t_guardians (sid)")
+        selects = {
+            "students": f"""SELECT p.sid, {common}, p.enabled, p.number AS student_number,
+                {birth} AS birth_date, p.grade, {school} AS school_id, p.digest
+                FROM t_people p {joins} WHERE {valid} AND p.kind = 'student'""",
+            "guardians": f"""SELECT p.sid, {common}, p.enabled, p.role, p.phone, p.sms, p.digest
+                FROM t_people p WHERE {valid} AND p.kind = 'guardian'""",
+        }
+        for kind, select in selects.items():
+            table = f"t_{kind}"
+            self.execute(f"DROP TABLE IF EXISTS {table}")
+            if not self.was_empty[kind]:
+                self.execute(f"CREATE TEMP TABLE {table} ON COMMIT DROP AS {select}")
+                self.execute(f"ANALYZE {table} (sid)")
+                self.staged[kind] = table
+            else:
+                # Into an empty table (a first import) every row is an insert, read once:
+                # straight from the query, not through a temp table written for it.
+                self.staged[kind] = f"({select})"
 
-    def merge_kind(self, kind, table, staged, columns, extra_insert=""):
+    def merge_kind(self, kind, table, columns, extra_insert=""):
         counts = self.summary.counts[kind]
         params = {"ts": self.ts}
-        empty = not self.scalar(f"SELECT EXISTS (SELECT 1 FROM {table})")
+        staged = self.staged[kind]
+        empty = self.was_empty[kind]
         if not empty:
             counts.updated = self.execute(
                 f"UPDATE {table} o SET "
@@ -642,13 +664,13 @@ class PostgresWriter:
             )
         extra_columns = ", email_shared, unprovisioned_reason" if extra_insert else ""
         if empty and extra_insert:
-            # Guardians into an empty table: everyone is active and in t_guardians, so the
+            # Guardians into an empty table: everyone is active and in this file, so the
             # shared emails are known before the insert and flag_shared_emails has nothing left.
             self.execute("DROP TABLE IF EXISTS t_shared")
             self.execute(
                 "CREATE TEMP TABLE t_shared ON COMMIT DROP AS SELECT email_normalised AS email "
-                f"FROM {staged} WHERE email_normalised <> '' "
-                "GROUP BY email_normalised HAVING count(*) > 1"
+                "FROM t_people WHERE error IS NULL AND NOT del AND kind = 'guardian' "
+                "AND email_normalised <> '' GROUP BY email_normalised HAVING count(*) > 1"
             )
             extra_insert = ", n.email_normalised IN (SELECT email FROM t_shared), ''"
             self.shared_flagged = True
@@ -664,7 +686,7 @@ class PostgresWriter:
             f"{', '.join('n.' + c for c in columns)}{extra_insert} FROM {staged} n {not_stored}",
             params,
         )
-        listed = self.scalar(f"SELECT count(*) FROM {staged}") + self.same_count(kind[:-1])
+        listed = self.incoming[kind] + self.same_count(kind[:-1])
         counts.unchanged = listed - counts.created - counts.updated
         self.listed_stored[kind] = listed  # after the insert every listed row is stored
 
@@ -696,6 +718,8 @@ class PostgresWriter:
             self.update_birth_dates_only()
             return
         self.fix_non_ascii_emails()
+        for kind, table in (("students", "portal_student"), ("guardians", "portal_guardian")):
+            self.was_empty[kind] = not self.scalar(f"SELECT EXISTS (SELECT 1 FROM {table})")
         self.build_people()
         if self.is_bulk_load():
             self.restore = self.drop_secondary_structures(BULK_LOAD_TABLES)
@@ -703,13 +727,11 @@ class PostgresWriter:
         self.merge_kind(
             "students",
             "portal_student",
-            "t_students",
             [*person, "student_number", "birth_date", "grade", "school_id"],
         )
         self.merge_kind(
             "guardians",
             "portal_guardian",
-            "t_guardians",
             [*person, "role", "phone", "sms"],
             extra_insert=", false, ''",
         )
@@ -719,8 +741,7 @@ class PostgresWriter:
 
     def is_bulk_load(self):
         """A first import (or one that more than triples the roster) is loaded like a restore."""
-        incoming = self.scalar("SELECT (SELECT count(*) FROM t_students)")
-        incoming += self.scalar("SELECT count(*) FROM t_guardians")
+        incoming = self.incoming["students"] + self.incoming["guardians"]
         existing = self.scalar(
             "SELECT (SELECT count(*) FROM portal_student) + (SELECT count(*) FROM portal_guardian)"
         )
@@ -775,6 +796,13 @@ class PostgresWriter:
             self.restore()
             self.restore = None
 
+    def listed(self, kind):
+        """The valid rows of a kind merged from this users.csv (not those set aside)."""
+        if self.staged[kind].startswith("t_"):
+            return self.staged[kind]
+        valid = f"error IS NULL AND NOT del AND kind = '{kind[:-1]}'"
+        return f"(SELECT sid FROM t_people WHERE {valid}) AS {kind}"
+
     def update_birth_dates_only(self):
         """Birth dates for the students the merge did not write: those set aside as unchanged
         (demographics.csv is not in their digest) and those not in this users.csv (a delta)."""
@@ -800,6 +828,8 @@ class PostgresWriter:
             )
             counts.updated += same
             counts.unchanged -= same
+            if self.was_empty["students"]:
+                return  # every stored student was just merged from this users.csv
             not_listed = (
                 "AND NOT EXISTS (SELECT 1 FROM t_students n WHERE n.sid = d.sid) "
                 "AND NOT EXISTS (SELECT 1 FROM t_same m WHERE m.sid = d.sid "
@@ -847,8 +877,14 @@ class PostgresWriter:
                 WHERE a.id <> ''
             ) x"""
         )
-        self.execute("ANALYZE t_links")
-        if self.mode("users") == "bulk":
+        if not self.scalar("SELECT EXISTS (SELECT 1 FROM portal_guardianstudent)"):
+            # No stored link (a first import): nothing to diff against or delete.
+            counts.created = self.execute(
+                "INSERT INTO portal_guardianstudent (guardian_id, student_id) "
+                "SELECT g, s FROM t_links WHERE ok"
+            )
+        elif self.mode("users") == "bulk":
+            self.execute("ANALYZE t_links")
             # The links of everyone in the file are replaced by what the file says. One full
             # join finds both the links to add and the stored links the file no longer gives.
             self.execute("DROP TABLE IF EXISTS t_link_diff")
@@ -860,10 +896,10 @@ class PostgresWriter:
                 WHERE k.s IS NULL OR l.id IS NULL"""
             )
             counts.deactivated = self.execute(
-                """DELETE FROM portal_guardianstudent WHERE id IN (
+                f"""DELETE FROM portal_guardianstudent WHERE id IN (
                     SELECT id FROM t_link_diff WHERE s IS NULL
-                      AND (student_id IN (SELECT sid FROM t_students)
-                           OR guardian_id IN (SELECT sid FROM t_guardians)
+                      AND (student_id IN (SELECT sid FROM {self.listed("students")})
+                           OR guardian_id IN (SELECT sid FROM {self.listed("guardians")})
                            OR student_id IN (SELECT sid FROM t_same WHERE kind = 'student')
                            OR guardian_id IN (SELECT sid FROM t_same WHERE kind = 'guardian')))"""
             )
@@ -872,6 +908,7 @@ class PostgresWriter:
                 SELECT g, s FROM t_link_diff WHERE id IS NULL"""
             )
         else:
+            self.execute("ANALYZE t_links")
             counts.deactivated = self.execute(
                 """DELETE FROM portal_guardianstudent l
                 WHERE l.student_id IN (SELECT sid FROM t_people WHERE del AND error IS NULL)
