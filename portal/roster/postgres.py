@@ -337,27 +337,32 @@ class PostgresWriter:
     def validate_demographics(self):
         f = "demographics"
         low, high = rules.BIRTH_YEARS
+        # Every valid birthDate spelled out (YYYY-MM-DD from 1900 to 2100, 73,414 of them): one
+        # hash probe per row checks the pattern, the range and the day of the month at once and
+        # gives the date, where a regex and six substr/int casts per row cost several times it.
+        self.execute("DROP TABLE IF EXISTS t_dates")
+        self.execute(
+            f"""CREATE TEMP TABLE t_dates ON COMMIT DROP AS
+            SELECT to_char(day, 'YYYY-MM-DD') AS text, day
+            FROM (SELECT make_date({low}, 1, 1) + n AS day FROM generate_series(0,
+                  make_date({high}, 12, 31) - make_date({low}, 1, 1)) n) d"""
+        )
+        self.execute("ANALYZE t_dates")
         self.execute("DROP TABLE IF EXISTS t_demo")
         self.execute(
             f"""CREATE TEMP TABLE t_demo ON COMMIT DROP AS
-            SELECT *, CASE
+            SELECT x.*, CASE WHEN NOT x.del THEN v.day END AS day, CASE
                 WHEN sid = '' THEN {lit(rules.MISSING_SOURCED_ID)}
                 WHEN char_length(sid) > 255 THEN {lit(rules.SOURCED_ID_TOO_LONG)}
                 WHEN del IS NULL THEN {lit(rules.BAD_STATUS)}
                 WHEN del THEN NULL
                 WHEN birth = '' THEN NULL
-                WHEN birth !~ {lit(rules.BIRTH_DATE_PATTERN)} THEN {lit(rules.BAD_BIRTH_DATE)}
-                WHEN substr(birth, 1, 4)::int NOT BETWEEN {low} AND {high}
-                  OR substr(birth, 6, 2)::int NOT BETWEEN 1 AND 12
-                  OR substr(birth, 9, 2)::int NOT BETWEEN 1 AND 31
-                  THEN {lit(rules.BAD_BIRTH_DATE)}
-                WHEN substr(birth, 9, 2)::int > extract(day FROM make_date(
-                    substr(birth, 1, 4)::int, substr(birth, 6, 2)::int, 1)
-                    + interval '1 month - 1 day') THEN {lit(rules.BAD_BIRTH_DATE)}
+                WHEN v.day IS NULL THEN {lit(rules.BAD_BIRTH_DATE)}
             END AS error
             FROM (SELECT s.line, {self.col(f, "sourcedId")} AS sid, {self.status_expr(f)} AS del,
                     {self.col(f, "birthDate")} AS birth
-                  FROM s_demographics s OFFSET 0) x"""
+                  FROM s_demographics s OFFSET 0) x
+            LEFT JOIN t_dates v ON v.text = x.birth"""
         )
         self.mark_duplicates("t_demo")
         self.execute("ANALYZE t_demo (sid, error)")
@@ -506,6 +511,8 @@ class PostgresWriter:
             total += count
             if kind:
                 self.summary.counts[kind].skipped += count
+        if not total:
+            return 0  # a clean set: no second pass to list nothing
         self.cur.execute(
             f"SELECT file, line, error FROM ({query}) e ORDER BY file, line "
             f"LIMIT {rules.ERRORS_KEPT}"
@@ -564,7 +571,7 @@ class PostgresWriter:
                 copy.write_row(row)
         self.execute(
             "UPDATE t_people p SET email = f.email, email_normalised = f.email_normalised "
-            "FROM t_email_fix f WHERE p.line = f.line"
+            "FROM t_email_fix f WHERE p.email_raw IS NOT NULL AND p.line = f.line"
         )
 
     def build_people(self):
@@ -579,8 +586,7 @@ class PostgresWriter:
             joins += " LEFT JOIN t_demo d ON d.sid = p.sid AND d.error IS NULL"
             has_errors = self.scalar("SELECT count(*) FROM t_demo WHERE error IS NOT NULL")
             keep = self.mode("demographics") != "bulk" or has_errors
-            birth = "CASE WHEN d.sid IS NOT NULL THEN CASE WHEN d.del OR d.birth = '' THEN NULL "
-            birth += "ELSE d.birth::date END"
+            birth = "CASE WHEN d.sid IS NOT NULL THEN d.day"
             if keep:
                 joins += " LEFT JOIN portal_student e ON e.sourced_id = p.sid"
                 if self.mode("demographics") == "bulk":
@@ -810,7 +816,7 @@ class PostgresWriter:
             return
         counts = self.summary.counts["students"]
         params = {"ts": self.ts}
-        birth = "CASE WHEN d.del OR d.birth = '' THEN NULL ELSE d.birth::date END"
+        birth = "d.day"  # NULL for a blank birthDate and for tobedeleted
         not_listed = ""
         if "users" in self.files:
             # As build_people: a valid row's date; else, from a bulk file without an error
@@ -957,7 +963,7 @@ class PostgresWriter:
 
     def drop_staging(self):
         tables = [f"s_{f}" for f in self.files] + [
-            "t_orgs", "t_roles", "t_roleinfo", "t_people", "t_demo", "t_email_fix",
+            "t_orgs", "t_roles", "t_roleinfo", "t_people", "t_demo", "t_dates", "t_email_fix",
             "t_students", "t_guardians", "t_links", "t_link_diff", "t_shared",
             "t_same",
         ]  # fmt: skip

@@ -91,3 +91,40 @@ def test_postgres_and_plain_paths_store_and_report_the_same(tmp_path, version):
         zoe = Guardian.objects.get(pk="gdn-x2")
         assert zoe.email_normalised == "zoe@example.com"
         assert zoe.email == "\uff3a\uff2f\uff25@Example.com"
+
+
+def test_both_paths_accept_and_refuse_the_same_birth_dates(tmp_path):
+    # The PostgreSQL path checks a birthDate against every valid date spelled out; the plain
+    # path parses it. Edges of the pattern, the year range and the day of the month:
+    dates = {
+        "stu-00000001": ("2012-02-29", True),  # a leap day
+        "stu-00000002": ("2013-02-29", False),  # not a leap year
+        "stu-00000003": ("1899-12-31", False),  # before the range
+        "stu-00000004": ("2100-12-31", True),  # its last day
+        "stu-00000005": ("2012-1-05", False),  # not zero-padded
+        "stu-00000006": ("\uff12\uff10\uff11\uff12-01-01", False),  # full-width digits
+    }
+    folder = write_roster(tmp_path / "set", students=400, seed=5)
+    demographics = folder / "demographics.csv"
+    lines = demographics.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines):
+        sourced_id = line.split(",", 1)[0]
+        if sourced_id in dates:
+            fields = line.split(",")
+            fields[3] = dates[sourced_id][0]
+            lines[n] = ",".join(fields)
+    demographics.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    results = {}
+    for writer in ("postgres", "plain"):
+        clear()
+        report = run(folder, writer)
+        births = dict(Student.objects.filter(pk__in=dates).values_list("pk", "birth_date"))
+        results[writer] = (report, births)
+    assert results["postgres"] == results["plain"]
+    report, births = results["postgres"]
+    refused = [sid for sid, (_, valid) in dates.items() if not valid]
+    assert [e.split(": ")[1] for e in report[1]] == ["birthDate is not a YYYY-MM-DD date"] * 4
+    assert str(births["stu-00000001"]) == "2012-02-29"
+    assert str(births["stu-00000004"]) == "2100-12-31"
+    assert all(births[sid] is None for sid in refused)
