@@ -18,6 +18,7 @@ import re
 import unicodedata
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from portal.normalisation import normalise_email
@@ -123,7 +124,7 @@ def check_detail(detail):
         raise UnsafeAuditDetail(f"detail is not plain JSON: {exc}") from None
 
 
-def _request_ip(request):
+def request_ip(request):
     # The exact address (TrustedProxyMiddleware already chose the trusted hop); rate limits
     # group IPv6 by /64, but an investigation wants the host.
     raw = (request.META.get("REMOTE_ADDR") or "").split("%", 1)[0].strip()
@@ -136,27 +137,57 @@ def _request_ip(request):
     return str(address)
 
 
-def _request_user_agent(request):
+def request_user_agent(request):
     agent = _CONTROL_CHARS.sub("", request.META.get("HTTP_USER_AGENT") or "")
     return agent[:_USER_AGENT_MAX]
 
 
 def record_event(*, action, request=None, actor=None, subject=None, identifier=None, detail=None):
     """Write one AuditEvent. `actor` defaults to the request's signed-in user."""
-    if not isinstance(action, str) or len(action) > 64 or not _ACTION_RE.match(action):
-        raise ValueError(f"audit action {action!r} is not a short dotted name like 'a.b'")
-    detail = check_detail(detail)
-    ip = user_agent = None
-    if request is not None:
-        ip, user_agent = _request_ip(request), _request_user_agent(request)
-        request_user = getattr(request, "user", None)
-        if actor is None and request_user is not None and request_user.is_authenticated:
-            actor = request_user
-    return AuditEvent.objects.create(
+    event = build_event(
         action=action,
+        request=request,
         actor=actor,
         subject=subject,
         identifier_hash=hash_identifier(identifier),
+        detail=detail,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def build_event(
+    *,
+    action,
+    request=None,
+    actor=None,
+    subject=None,
+    identifier_hash="",
+    detail=None,
+    ip=None,
+    user_agent="",
+    at=None,
+):
+    """An unsaved AuditEvent, checked as record_event checks it: for bulk_create of several.
+
+    `ip` and `user_agent` are for events written after the request, from what was kept of it
+    (taken already cleaned by request_ip / request_user_agent); `at` backdates such an event to
+    when it happened.
+    """
+    if not isinstance(action, str) or len(action) > 64 or not _ACTION_RE.match(action):
+        raise ValueError(f"audit action {action!r} is not a short dotted name like 'a.b'")
+    detail = check_detail(detail)
+    if request is not None:
+        ip, user_agent = request_ip(request), request_user_agent(request)
+        request_user = getattr(request, "user", None)
+        if actor is None and request_user is not None and request_user.is_authenticated:
+            actor = request_user
+    return AuditEvent(
+        at=at or timezone.now(),
+        action=action,
+        actor=actor,
+        subject=subject,
+        identifier_hash=identifier_hash,
         ip=ip,
         user_agent=user_agent or "",
         detail=detail,

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -82,7 +83,9 @@ class IssuedToken(models.Model):
 class AuditEvent(models.Model):
     """Who did what, when and from where. Typed identifiers are kept only as keyed hashes."""
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not auto_now_add: an event written after the fact (a Help request, logged by the worker
+    # that resolves it) keeps the time it happened.
+    at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     action = models.CharField(max_length=64, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -5,8 +5,9 @@
         message = retry_after_message(decision.retry_after)
 
 Why it is built this way:
-- One counter per (action, key, window), incremented with INCR + EXPIRE in one MULTI, so
-  concurrent requests on any number of web processes and hosts never lose a count.
+- One counter per (action, key, window), incremented (and given its expiry) by one Lua script
+  call, so concurrent requests on any number of web processes and hosts never lose a count,
+  and a request counting several limits pays one round trip.
 - The counter is keyed by what was typed (normalised), never by "account found", so a throttle
   reads the same for known and unknown identifiers (A4). Keys are an HMAC of the normalised key,
   so Redis never holds a typed username, email address or IP in clear.
@@ -113,20 +114,44 @@ def redis_client():
     return client
 
 
-def _increment(redis_key, period):
+# INCR every key, giving a new counter its window's expiry: one atomic call for all of them
+# (a crash can never leave a counter without its expiry, which would throttle for ever).
+_INCREMENT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = count
+end
+return counts
+"""
+_scripts = {}
+
+
+def _increment(counters):
+    """Add one to each (redis_key, period) counter; return the new counts, in order.
+
+    With Redis: one script call (EVALSHA) for all the counters, so a request that counts
+    several limits pays one round trip.
+    """
     client = redis_client()
     if client is None:
-        cache.add(redis_key, 0, timeout=period)
-        try:
-            return cache.incr(redis_key)
-        except ValueError:  # expired between add and incr
-            cache.add(redis_key, 1, timeout=period)
-            return 1
-    pipe = client.pipeline(transaction=True)
-    pipe.incr(redis_key)
-    pipe.expire(redis_key, period)
-    count, _ = pipe.execute()
-    return count
+        return [_increment_cache(redis_key, period) for redis_key, period in counters]
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_INCREMENT_SCRIPT)
+    return script(
+        keys=[redis_key for redis_key, _ in counters], args=[period for _, period in counters]
+    )
+
+
+def _increment_cache(redis_key, period):
+    cache.add(redis_key, 0, timeout=period)
+    try:
+        return cache.incr(redis_key)
+    except ValueError:  # expired between add and incr
+        cache.add(redis_key, 1, timeout=period)
+        return 1
 
 
 def _read(redis_key):
@@ -147,20 +172,40 @@ def _unavailable(action, fail_open):
 
 def hit(*, action, key, rate, fail_open=False):
     """Count one event for (action, key) and say whether it is within `rate`."""
-    rate = Rate.parse(rate)
+    [decision] = hit_all([(action, key, rate)], fail_open=fail_open)
+    return decision
+
+
+def hit_all(checks, *, fail_open=False):
+    """hit() for several (action, key, rate) at once, in one Redis round trip.
+
+    Every counter is incremented, whatever the others say (constant work). Returns one Decision
+    per check, in order.
+    """
+    checks = [(action, key, Rate.parse(rate)) for action, key, rate in checks]
     if not app_settings.RATELIMIT_ENABLE:
-        return Decision(allowed=True, remaining=rate.count, retry_after=0)
-    window, retry_after = _window(rate.period)
+        return [Decision(allowed=True, remaining=rate.count, retry_after=0) for *_, rate in checks]
+    windows = [_window(rate.period) for *_, rate in checks]
     try:
-        count = _increment(_redis_key(action, key, window), rate.period)
+        counts = _increment(
+            [
+                (_redis_key(action, key, window), rate.period)
+                for (action, key, rate), (window, _) in zip(checks, windows, strict=True)
+            ]
+        )
     except redis.RedisError:
-        return _unavailable(action, fail_open)
-    allowed = count <= rate.count
-    return Decision(
-        allowed=allowed,
-        remaining=max(rate.count - count, 0),
-        retry_after=0 if allowed else retry_after,
-    )
+        return [_unavailable(action, fail_open) for action, *_ in checks]
+    decisions = []
+    for (_, _, rate), (_, retry_after), count in zip(checks, windows, counts, strict=True):
+        allowed = count <= rate.count
+        decisions.append(
+            Decision(
+                allowed=allowed,
+                remaining=max(rate.count - count, 0),
+                retry_after=0 if allowed else retry_after,
+            )
+        )
+    return decisions
 
 
 def peek(*, action, key, rate, fail_open=False):

@@ -1,13 +1,16 @@
-"""The worker side of a Help request: find the account, send what is due, forget the typing.
+"""The worker side of Help requests: find the account, send what is due, forget the typing.
 
-    resolve_help_request(help_request_id=...)   # recovery.tasks.resolve_help_request calls it
+    resolve_help_requests()   # recovery.tasks.resolve_help_requests calls it
 
-One transaction per request: the row is claimed with SELECT ... FOR UPDATE SKIP LOCKED while
-unresolved, the flow for its kind queues its emails through the outbox (so they exist iff the
-resolution commits), and the row is marked resolved with the flow's outcome and its typed
-identifier blanked (only the keyed hash stays). A worker killed midway rolls everything back
-and the sweeper (recovery.help_requests) enqueues the row again. A flow that raises is logged
-by id and the row is closed as "error", so a poisonous row is not retried for ever.
+A resolver task drains the unresolved rows, oldest first, in batches of BATCH_SIZE: each batch
+is one transaction that claims its rows with SELECT ... FOR UPDATE SKIP LOCKED (so workers
+running side by side split the work and no row is resolved twice), runs the flow for each
+row's kind in a savepoint of its own (its emails go through the outbox, so they exist iff the
+resolution commits), and then closes the batch in two statements: the rows marked resolved
+with their outcomes and their typed identifiers blanked (only the keyed hash stays), and the
+requests' audit events written. A worker killed midway rolls its batch back and the sweeper
+(recovery.help_requests) queues a resolver again. A flow that raises is logged by id and its
+row closed as "error", so a poisonous row is not retried for ever.
 
 Each flow is `resolve_<...>_request(*, help_request) -> str`, returning a short outcome for
 staff and the audit trail ("reset_sent", "unknown", ...), never shown to the person asking.
@@ -21,8 +24,9 @@ from django.utils.module_loading import import_string
 
 from recovery import ratelimit
 from recovery.app_settings import app_settings
-from recovery.audit import record_event
-from recovery.models import HelpRequest
+from recovery.audit import build_event
+from recovery.help_requests import clear_resolver_pending, enqueue_resolver
+from recovery.models import AuditEvent, HelpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -33,44 +37,87 @@ RESOLVERS = {
     Kind.FORGOT_PASSWORD: "recovery.flows.password_reset.resolve_password_reset_request",
     Kind.FORGOT_USERNAME: "recovery.flows.username_reminder.resolve_username_reminder_request",
 }
+# Rows per transaction: large enough to share its commit, small enough that a person waits
+# for at most one batch before their email is queued.
+BATCH_SIZE = 50
+# Then the task hands over to a fresh one, so the email tasks queued meanwhile get their turn.
+MAX_BATCHES_PER_TASK = 20
 
 
-def resolve_help_request(*, help_request_id):
-    """Resolve one Help request; return its outcome, or None if it was not ours to resolve."""
-    try:
-        with transaction.atomic():
-            help_request = (
-                HelpRequest.objects.select_for_update(skip_locked=True)
-                .filter(pk=help_request_id, resolved_at__isnull=True)
-                .first()
-            )
-            if help_request is None:
-                return None  # resolved already, or in another worker's hands: a duplicate
-            outcome = import_string(RESOLVERS[help_request.kind])(help_request=help_request)
-            _close(help_request, outcome=str(outcome)[:32])
-            return outcome
-    except Exception:
-        logger.exception("Help request %s could not be resolved.", help_request_id)
+def resolve_help_requests(*, batch_size=BATCH_SIZE, max_batches=MAX_BATCHES_PER_TASK):
+    """Resolve the pending Help requests; return how many this call resolved."""
+    # Before the first claim: a request committed from now on publishes a task of its own.
+    clear_resolver_pending()
+    resolved = 0
+    for _ in range(max_batches):
+        count = _resolve_batch(limit=batch_size)
+        resolved += count
+        if count < batch_size:
+            return resolved
+    enqueue_resolver()  # more may be waiting
+    return resolved
+
+
+def _resolve_batch(*, limit):
     with transaction.atomic():
-        help_request = (
+        rows = list(
             HelpRequest.objects.select_for_update(skip_locked=True)
-            .filter(pk=help_request_id, resolved_at__isnull=True)
-            .first()
+            .filter(resolved_at__isnull=True)
+            .order_by("pk")[:limit]
         )
-        if help_request is not None:
-            _close(help_request, outcome="error")
-    return "error"
+        if not rows:
+            return 0
+        events = []
+        for help_request in rows:
+            outcome = _resolve(help_request)
+            events += _audit_events(help_request, outcome=outcome)
+            help_request.outcome = outcome
+        _close(rows)
+        AuditEvent.objects.bulk_create(events)
+    return len(rows)
 
 
-def _close(help_request, *, outcome):
-    HelpRequest.objects.filter(pk=help_request.pk).update(
-        resolved_at=timezone.now(), outcome=outcome, identifier=""
-    )
-    record_event(
-        action="help_request.resolved",
-        identifier=help_request.identifier,
-        detail={"kind": help_request.kind, "outcome": outcome, "help_request": help_request.pk},
-    )
+def _close(rows):
+    """Mark `rows` resolved, blanking what was typed: one UPDATE per outcome (a batch has few
+    distinct outcomes, and a plain UPDATE is far cheaper to build than bulk_update's CASE)."""
+    now = timezone.now()
+    by_outcome = {}
+    for help_request in rows:
+        by_outcome.setdefault(help_request.outcome, []).append(help_request.pk)
+    for outcome, ids in by_outcome.items():
+        HelpRequest.objects.filter(pk__in=ids).update(
+            resolved_at=now, outcome=outcome, identifier=""
+        )
+
+
+def _resolve(help_request):
+    try:
+        with transaction.atomic():  # a savepoint: a flow that fails undoes only its own writes
+            resolver = import_string(RESOLVERS[help_request.kind])
+            return str(resolver(help_request=help_request))[:32]
+    except Exception:
+        logger.exception("Help request %s could not be resolved.", help_request.pk)
+        return "error"
+
+
+def _audit_events(help_request, *, outcome):
+    """The request, dated when it was made and from where, and what became of it."""
+    common = {"identifier_hash": help_request.identifier_hash}
+    return [
+        build_event(
+            action="help_request.submitted",
+            at=help_request.created_at,
+            ip=help_request.ip,
+            user_agent=help_request.user_agent,
+            detail={"kind": help_request.kind, "help_request": help_request.pk},
+            **common,
+        ),
+        build_event(
+            action="help_request.resolved",
+            detail={"kind": help_request.kind, "outcome": outcome, "help_request": help_request.pk},
+            **common,
+        ),
+    ]
 
 
 def address_email_allowed(*, address):

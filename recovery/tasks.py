@@ -28,11 +28,19 @@ def sweep_outbox():
 
 
 @shared_task(ignore_result=True)
-def resolve_help_request(help_request_id):
-    """Resolve one Help form submission (queue `email`): find the account, send what is due."""
-    from recovery.resolution import resolve_help_request as resolve
+def resolve_help_requests():
+    """Resolve the pending Help form submissions (queue `email`): find each account, send
+    what is due. No arguments: it drains the table (recovery.resolution)."""
+    from recovery.resolution import resolve_help_requests as resolve
 
-    resolve(help_request_id=help_request_id)
+    resolve()
+
+
+@shared_task(ignore_result=True)
+def resolve_help_request(help_request_id):
+    """The earlier one-task-per-request form: messages still queued by the previous release
+    drain the table like the new task (the id is not needed any more)."""
+    resolve_help_requests()
 
 
 @shared_task(ignore_result=True)

@@ -150,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "recovery.tasks.send_outbound_email": {"queue": "email"},
     "recovery.tasks.send_bulk_email": {"queue": "bulk_email"},
     "recovery.tasks.sweep_outbox": {"queue": "email"},
+    "recovery.tasks.resolve_help_requests": {"queue": "email"},
     "recovery.tasks.resolve_help_request": {"queue": "email"},
     "recovery.tasks.sweep_help_requests": {"queue": "email"},
     "recovery.tasks.purge_old_records": {"queue": "batch"},

@@ -36,3 +36,13 @@ def _redis_address(url):
 
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+@pytest.fixture(autouse=True)
+def _no_help_resolver_pending():
+    """Each test starts without a Help resolver task believed queued (recovery.help_requests):
+    one left by an earlier test, whose task was never run, would keep this test's requests
+    from waking a worker."""
+    from recovery.help_requests import clear_resolver_pending
+
+    clear_resolver_pending()

@@ -69,12 +69,8 @@ def find_account(*, username):
     username = unicodedata.normalize("NFKC", str(username)).strip()
     if not username:
         return None
-    matches = list(
-        get_user_model()
-        .objects.select_related("guardian")
-        .filter(username__iexact=username)
-        .order_by("pk")[:2]
-    )
+    # username__iexact is served by the index on UPPER(username) (portal.User.Meta).
+    matches = list(get_user_model().objects.filter(username__iexact=username).order_by("pk")[:2])
     if len(matches) == 1:
         return matches[0]
     return next((user for user in matches if user.username == username), None)

@@ -463,7 +463,11 @@ class _Stack:
             from recovery.models import HelpRequest, OutboundEmail
 
             window = (started_at, timezone.now())
-            resolved = HelpRequest.objects.filter(resolved_at__range=window).count()
+            resolved = (
+                HelpRequest.objects.filter(resolved_at__range=window)
+                .exclude(outcome="bench_dropped")
+                .count()
+            )
             sent = OutboundEmail.objects.filter(sent_at__range=window).count()
         self._drop_backlog()
         unexpected = {status: n for status, n in statuses.items() if status != _expected(path)}
@@ -504,17 +508,28 @@ class _Stack:
         return values
 
     def _drop_backlog(self):
-        """Empty the queue so the next arm starts with an idle worker (and wait until it is)."""
+        """Drop the work left over so the next arm starts with an idle worker (and wait until
+        it is): the queued tasks, the unresolved Help requests, the unsent emails."""
+        from recovery.help_requests import clear_resolver_pending
         from recovery.models import HelpRequest, OutboundEmail
 
-        # The worker finishes the task in hand (and at most one prefetched), which may queue an
-        # email: purge until nothing moves any more.
+        # The worker finishes the batch in hand, which may queue emails: repeat until nothing
+        # moves any more.
         deadline = time.monotonic() + 30
         last = None
         while time.monotonic() < deadline:
             purge_broker(self.broker_url, queues=("email",))
+            now = timezone.now()
+            HelpRequest.objects.filter(resolved_at__isnull=True).update(
+                resolved_at=now, outcome="bench_dropped", identifier=""
+            )
+            OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED).update(
+                status=OutboundEmail.Status.FAILED
+            )
+            # Its task was purged: without this no request would publish the next one.
+            clear_resolver_pending()
             current = (
-                HelpRequest.objects.filter(resolved_at__isnull=False).count(),
+                HelpRequest.objects.exclude(outcome="bench_dropped").count(),
                 OutboundEmail.objects.exclude(status=OutboundEmail.Status.QUEUED).count(),
             )
             if current == last:

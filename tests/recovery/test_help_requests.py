@@ -1,31 +1,42 @@
-"""The Help request machinery (recovery.help_requests, recovery.resolution): one row, one task,
-resolved once, by one worker, and never stuck."""
+"""The Help request machinery (recovery.help_requests, recovery.resolution): one row per
+request, a resolver task woken on commit (one for many requests), every row resolved once, by
+one worker, and never stuck."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import RequestFactory
 from django.utils import timezone
 
+from recovery import ratelimit
 from recovery.help_requests import (
+    RESOLVER_GATHER_SECONDS,
+    RESOLVER_PENDING_KEY,
     HelpRequestThrottled,
+    clear_resolver_pending,
     submit_help_request,
     sweep_help_requests,
 )
 from recovery.models import AuditEvent, HelpRequest
-from recovery.resolution import resolve_help_request
+from recovery.resolution import resolve_help_requests
 from tests.recovery.test_outbox import queued_task_messages
 from tests.recovery.test_password_reset import clear_help_counters
+from tests.recovery.test_password_reset_delivery import broker_down
 from tests.support.worker import purge_broker
+
+RESOLVER_TASK = "recovery.tasks.resolve_help_requests"
 
 
 @pytest.fixture(autouse=True)
 def fresh_counters():
     clear_help_counters()
+    clear_resolver_pending()
     yield
     clear_help_counters()
+    clear_resolver_pending()
 
 
 @pytest.fixture
@@ -43,24 +54,56 @@ def make_request(**meta):
     return RequestFactory().post("/help/forgot-password/", REMOTE_ADDR="192.0.2.5", **meta)
 
 
-def test_the_task_carries_only_the_row_id_and_is_sent_on_commit(transactional_db, broker):
+def submit(identifier="rosa.nguyen", kind="forgot_password"):
+    submit_help_request(kind=kind, identifier=identifier, request=make_request())
+
+
+def make_rows(count, kind="forgot_password"):
+    return HelpRequest.objects.bulk_create(
+        [
+            HelpRequest(kind=kind, identifier=f"nobody{n}", identifier_hash=f"h{n}")
+            for n in range(count)
+        ]
+    )
+
+
+def test_the_resolver_task_is_sent_on_commit_and_carries_nothing(transactional_db, broker):
     with transaction.atomic():
-        submit_help_request(
-            kind="forgot_password", identifier="rosa.nguyen", request=make_request()
-        )
+        submit(identifier="rosa.nguyen")
         assert broker.llen("email") == 0, "enqueued before the commit"
     [(raw, headers, args, kwargs)] = queued_task_messages(broker, "email")
-    row = HelpRequest.objects.get()
-    assert headers["task"] == "recovery.tasks.resolve_help_request"
-    assert args == [row.pk] and kwargs == {}
+    assert headers["task"] == RESOLVER_TASK
+    assert args == [] and kwargs == {}
     assert b"rosa" not in raw
+    # It starts a moment later, so the requests arriving meanwhile share it.
+    assert headers["eta"] is not None and RESOLVER_GATHER_SECONDS > 0
+
+
+def test_requests_share_the_pending_resolver_until_it_starts(transactional_db, broker):
+    for n in range(5):
+        submit(identifier=f"person{n}")
+    assert len(queued_task_messages(broker, "email")) == 1
+    # The task clears the flag before it claims rows: the next request wakes another.
+    assert resolve_help_requests() == 5
+    submit(identifier="late")
+    assert len(queued_task_messages(broker, "email")) == 2
+    assert resolve_help_requests() == 1
 
 
 def test_a_rolled_back_request_queues_nothing(transactional_db, broker):
     with pytest.raises(RuntimeError), transaction.atomic():
-        submit_help_request(kind="forgot_password", identifier="x", request=make_request())
+        submit(identifier="x")
         raise RuntimeError
     assert broker.llen("email") == 0 and not HelpRequest.objects.exists()
+
+
+def test_a_failed_publish_keeps_the_row_and_leaves_no_flag_behind(transactional_db, caplog):
+    with broker_down():
+        submit(identifier="rosa.nguyen")
+    assert HelpRequest.objects.filter(resolved_at__isnull=True).count() == 1
+    assert "Could not enqueue the Help resolver" in caplog.text and "rosa" not in caplog.text
+    # So the next request tries the broker again rather than trusting a task that never left.
+    assert not ratelimit.redis_client().exists(RESOLVER_PENDING_KEY)
 
 
 def test_the_row_keeps_language_ip_and_a_clean_user_agent(db):
@@ -87,32 +130,83 @@ def test_throttled_requests_raise_with_the_wait_and_write_no_row(db, settings):
     assert AuditEvent.objects.filter(action="help_request.throttled").count() == 1
 
 
-def test_a_request_is_resolved_once(db):
-    submit_help_request(kind="forgot_password", identifier="nobody", request=make_request())
+def test_a_request_is_resolved_once_and_logged_as_made(db):
+    submit(identifier="nobody")
     row = HelpRequest.objects.get()
-    assert resolve_help_request(help_request_id=row.pk) == "unknown"
-    assert resolve_help_request(help_request_id=row.pk) is None
+    assert resolve_help_requests() == 1
+    assert resolve_help_requests() == 0
     row.refresh_from_db()
-    assert row.identifier == "" and row.resolved_at is not None
-    assert AuditEvent.objects.filter(action="help_request.resolved").count() == 1
+    assert row.identifier == "" and row.resolved_at is not None and row.outcome == "unknown"
+    submitted = AuditEvent.objects.get(action="help_request.submitted")
+    assert submitted.at == row.created_at and submitted.ip == "192.0.2.5"
+    assert submitted.identifier_hash == row.identifier_hash
+    resolved = AuditEvent.objects.get(action="help_request.resolved")
+    assert resolved.detail == {
+        "kind": "forgot_password",
+        "outcome": "unknown",
+        "help_request": row.pk,
+    }
 
 
-def test_a_request_the_flow_cannot_resolve_is_closed_not_retried_for_ever(db):
-    row = HelpRequest.objects.create(kind="no_such_kind", identifier="x", identifier_hash="h")
-    assert resolve_help_request(help_request_id=row.pk) == "error"
-    row.refresh_from_db()
-    assert row.outcome == "error" and row.resolved_at is not None and row.identifier == ""
+def test_a_request_the_flow_cannot_resolve_is_closed_and_the_batch_goes_on(db):
+    bad = HelpRequest.objects.create(kind="no_such_kind", identifier="x", identifier_hash="h")
+    [good] = make_rows(1)
+    assert resolve_help_requests() == 2
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert bad.outcome == "error" and bad.resolved_at is not None and bad.identifier == ""
+    assert good.outcome == "unknown"
 
 
-def test_the_sweep_re_enqueues_only_stale_unresolved_requests(transactional_db, broker, settings):
+def test_every_row_is_resolved_in_batches(db):
+    make_rows(23)
+    assert resolve_help_requests(batch_size=5) == 23
+    assert not HelpRequest.objects.filter(resolved_at__isnull=True).exists()
+    assert AuditEvent.objects.filter(action="help_request.resolved").count() == 23
+
+
+def test_a_long_backlog_is_handed_to_a_fresh_task(transactional_db, broker):
+    make_rows(12)
+    assert resolve_help_requests(batch_size=5, max_batches=2) == 10
+    [(_, headers, args, _)] = queued_task_messages(broker, "email")
+    assert headers["task"] == RESOLVER_TASK and args == []
+    assert resolve_help_requests(batch_size=5, max_batches=2) == 2
+
+
+def test_resolvers_side_by_side_resolve_each_row_once(transactional_db):
+    make_rows(60)
+    counts = []
+
+    def resolver():
+        try:
+            counts.append(resolve_help_requests(batch_size=4))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=resolver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == 60
+    assert AuditEvent.objects.filter(action="help_request.resolved").count() == 60
+    assert not HelpRequest.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_the_sweep_queues_a_resolver_only_for_stale_unresolved_requests(
+    transactional_db, broker, settings
+):
     settings.OUTBOX_STALE_SECONDS = 120
     old = HelpRequest.objects.create(kind="forgot_password", identifier="a", identifier_hash="a")
     done = HelpRequest.objects.create(
         kind="forgot_password", identifier="", identifier_hash="b", resolved_at=timezone.now()
     )
-    fresh = HelpRequest.objects.create(kind="forgot_password", identifier="c", identifier_hash="c")
+    HelpRequest.objects.create(kind="forgot_password", identifier="c", identifier_hash="c")
     past = timezone.now() - timedelta(seconds=600)
     HelpRequest.objects.filter(pk__in=[old.pk, done.pk]).update(created_at=past)
     assert sweep_help_requests() == 1
-    assert [args for *_, args, _ in queued_task_messages(broker, "email")] == [[old.pk]]
-    assert fresh.resolved_at is None
+    [(_, headers, args, _)] = queued_task_messages(broker, "email")
+    assert headers["task"] == RESOLVER_TASK and args == []
+    HelpRequest.objects.filter(pk=old.pk).update(resolved_at=timezone.now())
+    assert sweep_help_requests() == 0
+    assert len(queued_task_messages(broker, "email")) == 1

@@ -20,7 +20,7 @@ from portal.models import User
 from recovery import ratelimit, tokens
 from recovery.audit import hash_identifier
 from recovery.models import AuditEvent, HelpRequest, IssuedToken, OutboundEmail
-from recovery.resolution import resolve_help_request
+from recovery.resolution import resolve_help_requests
 from tests.recovery.password_reset_accounts import (
     NEW_PASSWORD,
     PASSWORD,
@@ -62,9 +62,8 @@ def ask(client, username, **extra):
 
 
 def resolve_all():
-    """What the worker does with every waiting request (recovery.tasks.resolve_help_request)."""
-    for pk in HelpRequest.objects.filter(resolved_at__isnull=True).values_list("pk", flat=True):
-        resolve_help_request(help_request_id=pk)
+    """What the worker does with every waiting request (recovery.tasks.resolve_help_requests)."""
+    resolve_help_requests()
 
 
 def link_path(token):
@@ -108,7 +107,7 @@ def test_the_form_page(db):
     assert_uncached(response)
 
 
-def test_a_valid_post_writes_one_row_one_event_and_one_task_on_commit(
+def test_a_valid_post_writes_one_row_and_wakes_the_resolver_on_commit(
     db, django_capture_on_commit_callbacks
 ):
     user = make_self_serve_parent()
@@ -123,14 +122,18 @@ def test_a_valid_post_writes_one_row_one_event_and_one_task_on_commit(
     assert row.identifier_hash == hash_identifier("rosa.nguyen")
     assert row.ip == "127.0.0.1" and row.user_agent == "Firefox/130.0"
     assert row.resolved_at is None
-    [event] = AuditEvent.objects.all()
-    assert event.action == "help_request.submitted"
-    assert event.identifier_hash == row.identifier_hash and event.subject is None
-    assert "Rosa" not in str(event.detail)
-    # The request looked nothing up and sent nothing.
+    # The request looked nothing up, sent nothing and wrote nothing else.
+    assert not AuditEvent.objects.exists()
     assert not OutboundEmail.objects.exists() and not IssuedToken.objects.exists()
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
+    # The worker logs the request, dated when it was made, from where it came.
+    resolve_all()
+    event = AuditEvent.objects.get(action="help_request.submitted")
+    assert event.at == row.created_at and event.ip == "127.0.0.1"
+    assert event.user_agent == "Firefox/130.0"
+    assert event.identifier_hash == row.identifier_hash and event.subject is None
+    assert "Rosa" not in str(event.detail)
 
 
 def strip_csrf(body):

@@ -70,12 +70,17 @@ def purge_broker(broker_url, *, queues=QUEUES):
     """Empty the worker queues, and Redis's store of unacknowledged messages, on a broker."""
     import redis
 
+    from recovery.help_requests import clear_resolver_pending
+
     client = redis.Redis.from_url(broker_url)
     try:
         keys = [f"{queue}{suffix}" for queue in queues for suffix in _PRIORITY_SUFFIXES]
         client.delete(*keys, *_UNACKED_KEYS)
     finally:
         client.close()
+    # The flag says "a Help resolver task is queued": with the queue emptied, it would lie, and
+    # no request would wake a resolver again until it expired.
+    clear_resolver_pending()
 
 
 class WorkerProcess:
