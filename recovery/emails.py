@@ -3,15 +3,16 @@
     queue_email(kind=..., to_address=..., user=..., token_purpose=..., context=...)
 
 writes an `OutboundEmail` row in the caller's transaction and, once that transaction commits,
-enqueues one Celery task carrying only the row's id. A worker claims the row with one atomic
-UPDATE, mints the token (for action emails) at send time, renders subject, text and HTML from
-templates in the recipient's language, sends through Django's default mailer and marks the row
-sent. Transient failures (SMTP 4xx, refused/reset connections, timeouts) go back to the queue
-with capped exponential backoff; permanent ones (SMTP 5xx for the message or recipient) and
-emails out of attempts are marked failed. Past the global mail breaker
-(RATELIMIT_MAIL_GLOBAL) a claimed row is put back untried and enqueued again after a while:
-mail waits in the outbox, nothing is dropped. Beat's `sweep_outbox` re-enqueues rows that no
-worker picked up within OUTBOX_STALE_SECONDS.
+enqueues a Celery task carrying only row ids: the rows one transaction wrote share tasks of up
+to outbox.SEND_BATCH ids. A worker claims a task's rows with one atomic UPDATE, and for each
+mints the token (for action emails) at send time, renders subject, text and HTML from
+templates in the recipient's language, sends through Django's default mailer (over the worker
+process's one SMTP connection) and marks the row sent. Transient failures (SMTP 4xx,
+refused/reset connections, timeouts) go back to the queue with capped exponential backoff, row
+by row; permanent ones (SMTP 5xx for the message or recipient) and emails out of attempts are
+marked failed. Past the global mail breaker (RATELIMIT_MAIL_GLOBAL) claimed rows are put back
+untried and enqueued again after a while: mail waits in the outbox, nothing is dropped. Beat's
+`sweep_outbox` re-enqueues rows that no worker picked up within OUTBOX_STALE_SECONDS.
 
 Guarantees:
 
@@ -25,12 +26,13 @@ Guarantees:
   OUTBOX_STALE_SECONDS (a big nightly bulk batch) does get extra task copies from the sweeper,
   at most OUTBOX_SWEEP_BATCH per sweep, each costing one no-op UPDATE. A second *send*
   happens only when a worker dies, or stalls past OUTBOX_STALE_SECONDS, after the SMTP server
-  accepted the message but before the row was marked sent; the next worker then reclaims the
-  stale row and sends again. Claims and sent marks commit without waiting for PostgreSQL's
-  disk flush (recovery.outbox), so a database crash can lose the last of them and cause the
-  same. Both copies carry the same Message-ID. For an action email the second copy's token
-  supersedes the first (a newer link of a purpose revokes the older), so only the newest link
-  works.
+  accepted the message but before the row was marked sent (each row is marked as soon as it
+  is sent, so that is one email per worker process); the next worker then reclaims the stale
+  row and sends again. The rest of a dead worker's batch was never sent and is reclaimed the
+  same way. Claims and sent marks commit without waiting for PostgreSQL's disk flush
+  (recovery.outbox), so a database crash can lose the last of them and cause the same. Both
+  copies carry the same Message-ID. For an action email the second copy's token supersedes
+  the first (a newer link of a purpose revokes the older), so only the newest link works.
 * Never in the outbox, a task or a log line: tokens, passwords, links (the context is checked)
   or, in logs and task arguments, the address.
 """
@@ -41,6 +43,7 @@ import random
 import re
 import smtplib
 import socket
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -122,7 +125,7 @@ def queue_email(
         language=_language(language, user),
         stream=OutboundEmail.Stream(stream),
     )
-    transaction.on_commit(lambda: enqueue_outbound_email(email_id=email.pk, stream=email.stream))
+    _enqueue_on_commit(email)
     return email
 
 
@@ -139,39 +142,89 @@ def checked_context(context):
 
 
 def enqueue_outbound_email(*, email_id, stream=OutboundEmail.Stream.TRANSACTIONAL, countdown=None):
-    """Publish the send task for one row; True if the broker took it.
+    """Publish the send task for one row; True if the broker took it."""
+    return enqueue_outbound_emails(email_ids=[email_id], stream=stream, countdown=countdown)
 
-    A broker failure is logged and swallowed: the row stays queued and the sweeper enqueues it
-    later, so no caller ever fails because Redis is down.
+
+def enqueue_outbound_emails(
+    *, email_ids, stream=OutboundEmail.Stream.TRANSACTIONAL, countdown=None
+):
+    """Publish send tasks for rows of one stream, SEND_BATCH ids a task; True if all went out.
+
+    A broker failure is logged and swallowed, and the rest is not tried: the rows stay queued
+    and the sweeper enqueues them later, so no caller ever fails, or waits on every chunk in
+    turn, because Redis is down.
     """
     from recovery.tasks import send_bulk_email, send_outbound_email
 
     task = send_bulk_email if stream == OutboundEmail.Stream.BULK else send_outbound_email
-    try:
-        task.apply_async(
-            args=[email_id],
-            countdown=countdown,
-            # Bounded: a request waits at most a second or two for a broker that is down.
-            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
-        )
-    except Exception as error:
-        logger.warning(
-            "Could not enqueue outbound email %s (%s); the outbox sweeper will retry it.",
-            email_id,
-            type(error).__name__,
-        )
-        return False
+    email_ids = list(email_ids)
+    for start in range(0, len(email_ids), outbox.SEND_BATCH):
+        chunk = email_ids[start : start + outbox.SEND_BATCH]
+        try:
+            task.apply_async(
+                args=chunk,
+                countdown=countdown,
+                # Bounded: a request waits at most a second or two for a broker that is down.
+                retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
+            )
+        except Exception as error:
+            logger.warning(
+                "Could not enqueue outbound email %s (%s); the outbox sweeper will retry.",
+                _id_list(email_ids[start:]),
+                type(error).__name__,
+            )
+            return False
     return True
 
 
 def deliver_outbound_email(*, email_id):
-    """Claim, render, send and record one outbox row (the send task's whole job)."""
-    email = outbox.claim_outbound_email(email_id=email_id)
-    if email is None:
-        # Already sent, failed, or in another worker's hands: a duplicate task, harmless.
-        return DeliveryResult(status="skipped")
-    if not ratelimit.mail_budget_available():
-        return _defer(email)
+    """Claim, render, send and record one outbox row."""
+    return deliver_outbound_emails(email_ids=[email_id])[email_id]
+
+
+def deliver_outbound_emails(*, email_ids):
+    """Claim, render, send and record outbox rows (a send task's whole job): {id: result}.
+
+    Rows are claimed SEND_BATCH at a time in one statement and sent one after the other over
+    the worker's one SMTP connection, each marked sent as soon as the relay took it. The claims
+    and marks of the whole batch commit without waiting for the disk (outbox.asynchronous_
+    commits), which is what makes a batch cheaper than the same rows one task each.
+    """
+    email_ids = list(dict.fromkeys(email_ids))
+    results = dict.fromkeys(email_ids, DeliveryResult(status="skipped"))
+    with outbox.asynchronous_commits():
+        for start in range(0, len(email_ids), outbox.SEND_BATCH):
+            claimed = outbox.claim_outbound_emails(
+                email_ids=email_ids[start : start + outbox.SEND_BATCH]
+            )
+            results.update(_deliver_claimed(claimed))
+    return results
+
+
+def _deliver_claimed(claimed):
+    """Send rows this worker has just claimed; {id: DeliveryResult}.
+
+    Rows it did not get to (past the mail breaker, or a batch running so long that its claim
+    would soon look stale and be handed to another worker) go back to the queue untried.
+    """
+    results = {}
+    if not claimed:
+        return results
+    claimed_at = time.monotonic()
+    for index, email in enumerate(claimed):
+        # (Always one email a claim, so a relay slower than the limit still gets mail out.)
+        if index and time.monotonic() - claimed_at > settings.OUTBOX_STALE_SECONDS / 2:
+            results.update(_hand_back(claimed[index:]))
+            break
+        if not ratelimit.mail_budget_available():
+            results.update(_defer(claimed[index:]))
+            break
+        results[email.pk] = _deliver_one(email)
+    return results
+
+
+def _deliver_one(email):
     try:
         message = build_message(email, render_outbound_email(email, link=_mint_link(email)))
         mailer.send_message(message)
@@ -204,8 +257,11 @@ def deliver_outbound_email(*, email_id):
 def sweep_outbox():
     """Re-enqueue emails no worker picked up in time; return how many (beat runs this)."""
     stale = outbox.take_stale_outbound_emails()
+    by_stream = {}
     for email_id, stream in stale:
-        enqueue_outbound_email(email_id=email_id, stream=stream)
+        by_stream.setdefault(stream, []).append(email_id)
+    for stream, email_ids in by_stream.items():
+        enqueue_outbound_emails(email_ids=email_ids, stream=stream)
     if stale:
         logger.info("Outbox sweep re-enqueued %s email(s).", len(stale))
     return len(stale)
@@ -256,24 +312,84 @@ def _mint_link(email):
         raise PermanentEmailError("inactive_user")
     from recovery.tokens import mint  # the token ledger; imported late, it is a sibling service
 
-    return absolute_link(
-        purpose=email.token_purpose, token=mint(user=user, purpose=email.token_purpose)
-    )
+    with outbox.durable_commit():
+        token = mint(user=user, purpose=email.token_purpose)
+    return absolute_link(purpose=email.token_purpose, token=token)
 
 
-def _defer(email):
+def _defer(emails):
     # Spread the waiting mail over the breaker's next window, so it does not all return at once.
     period = ratelimit.Rate.parse(app_settings.RATELIMIT_MAIL_GLOBAL).period
     delay = period * random.uniform(0.5, 1.0)
-    outbox.defer_outbound_email(email=email, delay=delay)
-    logger.info("Outbound email %s deferred %.0f s by the mail breaker.", email.pk, delay)
-    enqueue_outbound_email(email_id=email.pk, stream=email.stream, countdown=delay)
-    return DeliveryResult(status="deferred", retry_in_seconds=delay)
+    outbox.defer_outbound_emails(emails=emails, delay=delay)
+    logger.info(
+        "Outbound email(s) %s deferred %.0f s by the mail breaker.",
+        _id_list(e.pk for e in emails),
+        delay,
+    )
+    _enqueue_rows(emails, countdown=delay)
+    return {email.pk: DeliveryResult(status="deferred", retry_in_seconds=delay) for email in emails}
+
+
+def _hand_back(emails):
+    # Untried and due now: another task (or this worker, next) takes them with a fresh claim.
+    outbox.defer_outbound_emails(emails=emails, delay=0)
+    logger.info(
+        "Outbound email(s) %s handed back: the batch ran long.", _id_list(e.pk for e in emails)
+    )
+    _enqueue_rows(emails)
+    return {email.pk: DeliveryResult(status="deferred", retry_in_seconds=0) for email in emails}
+
+
+def _enqueue_rows(emails, countdown=None):
+    by_stream = {}
+    for email in emails:
+        by_stream.setdefault(email.stream, []).append(email.pk)
+    for stream, email_ids in by_stream.items():
+        enqueue_outbound_emails(email_ids=email_ids, stream=stream, countdown=countdown)
+
+
+def _id_list(email_ids, shown=10):
+    # Ids only (never an address), and a bounded line for a big batch.
+    email_ids = list(email_ids)
+    more = f" and {len(email_ids) - shown} more" if len(email_ids) > shown else ""
+    return ", ".join(map(str, email_ids[:shown])) + more
 
 
 def _give_up(email, code):
     outbox.mark_outbound_email_failed(email=email, error_code=code)
     return DeliveryResult(status="failed", error_code=code)
+
+
+class _PendingEnqueues:
+    """The rows one transaction has queued, enqueued together when it commits (an on_commit
+    callback), SEND_BATCH ids a task: a batch of emails written in one transaction, the
+    nightly kind, becomes a task per SEND_BATCH emails, not one per email."""
+
+    def __init__(self):
+        self.by_stream = {}
+
+    def add(self, email):
+        self.by_stream.setdefault(email.stream, []).append(email.pk)
+
+    def __call__(self):
+        for stream, email_ids in self.by_stream.items():
+            enqueue_outbound_emails(email_ids=email_ids, stream=stream)
+
+
+def _enqueue_on_commit(email):
+    connection = transaction.get_connection()
+    pending = getattr(connection, "_outbox_pending_enqueues", None)
+    # Still waiting for this transaction's commit? A rolled-back savepoint drops the callback
+    # (and then a fresh one is registered); rows rolled back with a savepoint after joining a
+    # live callback are enqueued all the same and their tasks find nothing to claim.
+    if pending is None or not any(entry[1] is pending for entry in connection.run_on_commit):
+        pending = _PendingEnqueues()
+        connection._outbox_pending_enqueues = pending
+        pending.add(email)
+        transaction.on_commit(pending)  # outside a transaction: at once
+        return
+    pending.add(email)
 
 
 def _language(language, user):

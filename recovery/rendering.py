@@ -8,13 +8,20 @@ the caller at send time), `link_expires_minutes|hours|days`, `support_contact`,
 (JSON has no dates) and reach the templates as aware datetimes.
 """
 
+import secrets
 from dataclasses import dataclass
-from email.utils import parseaddr
+from datetime import datetime
+from email.charset import BASE64, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
+from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
 from django.core.mail import DNS_NAME, EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_datetime
 
@@ -52,7 +59,7 @@ def render_outbound_email(email, *, link=None):
 
 def build_message(email, rendered):
     """The EmailMultiAlternatives for `email`, sent with Django's default mailer."""
-    message = EmailMultiAlternatives(
+    message = OutboxMessage(
         subject=rendered.subject,
         body=rendered.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
@@ -66,6 +73,99 @@ def build_message(email, rendered):
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
+
+
+class OutboxMessage(EmailMultiAlternatives):
+    """An outbox email: Django's EmailMultiAlternatives with a cheaper MIME builder.
+
+    Django builds a message with the email package's modern API (`email.policy`, header
+    objects parsed and re-folded), about 5 ms per email: more than everything else a worker does
+    for it. An outbox email is always the same shape, plain text and one HTML alternative from
+    one sender to one ASCII recipient, so `message()` builds that with the stdlib's compat32
+    classes in a tenth of the time, with the same headers and encodings (UTF-8 in base64 when
+    not ASCII, RFC 2047 subject). Anything else (attachments, Cc, Reply-To, a non-ASCII
+    address) goes through Django's own builder. Mailers send what `message()` returns, and
+    Django's SMTP mailer still checks and encodes the envelope addresses itself.
+    """
+
+    def message(self, *, policy=None):
+        if not self._plain_shape():
+            return super().message() if policy is None else super().message(policy=policy)
+        # A random boundary of our own: the generator's would cost a regex compiled per message
+        # (to make sure it is not in the body, which 128 random bits never are).
+        boundary = f"=_{secrets.token_hex(16)}"
+        msg = MIMEMultipart("alternative", boundary=boundary, policy=_policy_like(policy))
+        msg["Subject"] = self.subject if self.subject.isascii() else Header(self.subject, "utf-8")
+        msg["From"] = self.from_email
+        msg["To"] = self.to[0]
+        tz = timezone.get_current_timezone() if settings.EMAIL_USE_LOCALTIME else timezone.UTC
+        msg["Date"] = format_datetime(datetime.now(tz))
+        for name, value in self.extra_headers.items():
+            msg[name] = value
+        msg.attach(_text_part(self.body, "plain", msg.policy))
+        msg.attach(_text_part(self.alternatives[0].content, "html", msg.policy))
+        return msg
+
+    def _plain_shape(self):
+        headers = {name.lower() for name in self.extra_headers}
+        values = [self.subject, self.body, *self.extra_headers.values()]
+        return (
+            len(self.to) == 1
+            and not (self.cc or self.bcc or self.reply_to or self.attachments)
+            and len(self.alternatives) == 1
+            and self.alternatives[0].mimetype == "text/html"
+            and self.content_subtype == "plain"
+            and str(self.from_email).isascii()
+            and str(self.to[0]).isascii()
+            and not headers & {"from", "to", "cc", "reply-to", "date", "subject"}
+            and all(isinstance(value, str) for value in values)
+            # A line break in a header is an injection; Django's builder refuses it loudly.
+            and not any(
+                "\n" in v or "\r" in v for v in [self.subject, *self.extra_headers.values()]
+            )
+        )
+
+
+_UTF8_BASE64 = Charset("utf-8")
+_UTF8_BASE64.body_encoding = BASE64  # as Django's builder encodes non-ASCII text
+# SMTP's limit is 998 octets a line: a longer ASCII line goes in base64 too.
+_MAX_7BIT_LINE = 998
+
+
+class _Compat32(Compat32):
+    """compat32, minus the Header round trip for a header that is already one short ASCII line
+    (most of them: folding and encoding would leave it as it is, at ~40 us a header)."""
+
+    def _fold(self, name, value, sanitize):
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)
+
+
+_COMPAT32 = _Compat32()
+
+
+def _policy_like(policy):
+    # compat32 with the line ending the caller asked for (CRLF for SMTP).
+    return _COMPAT32.clone(linesep=policy.linesep) if policy is not None else _COMPAT32
+
+
+def _text_part(content, subtype, policy):
+    if content.isascii() and max(map(len, content.splitlines() or [""])) <= _MAX_7BIT_LINE:
+        part = MIMENonMultipart("text", subtype, policy=policy, charset="us-ascii")
+        part["Content-Transfer-Encoding"] = "7bit"
+        part.set_payload(content)
+    else:
+        part = MIMENonMultipart("text", subtype, policy=policy)
+        part.set_payload(content, _UTF8_BASE64)
+    del part["MIME-Version"]  # the message's own header covers its parts
+    return part
 
 
 def message_id_for(email):

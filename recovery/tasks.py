@@ -10,15 +10,17 @@ from recovery import emails
 
 
 @shared_task(ignore_result=True)
-def send_outbound_email(email_id):
-    """Send one transactional email (queue `email`): resets, reminders, notices."""
-    emails.deliver_outbound_email(email_id=email_id)
+def send_outbound_email(*email_ids):
+    """Send transactional emails (queue `email`): resets, reminders, notices. One id, or the
+    ids of emails written in one transaction (up to outbox.SEND_BATCH), sent as one batch."""
+    emails.deliver_outbound_emails(email_ids=email_ids)
 
 
 @shared_task(ignore_result=True)
-def send_bulk_email(email_id):
-    """Send one bulk email (queue `bulk_email`), e.g. a nightly batch's welcome emails."""
-    emails.deliver_outbound_email(email_id=email_id)
+def send_bulk_email(*email_ids):
+    """Send bulk emails (queue `bulk_email`), e.g. a nightly batch's welcome emails; ids as
+    send_outbound_email."""
+    emails.deliver_outbound_emails(email_ids=email_ids)
 
 
 @shared_task(ignore_result=True)

@@ -5,11 +5,15 @@ The delivery itself (worker, SMTP, SIGKILL, broker outage) is in test_outbox_del
 """
 
 import base64
+import email as email_lib
 import json
 import re
 import smtplib
 import threading
 from datetime import timedelta
+from email import policy as email_policy
+from email.message import EmailMessage as ModernMessage
+from email.utils import parsedate_to_datetime
 
 import pytest
 import redis
@@ -26,12 +30,13 @@ from recovery.emails import (
     checked_context,
     classify_send_error,
     deliver_outbound_email,
+    deliver_outbound_emails,
     queue_email,
     sweep_outbox,
 )
 from recovery.links import absolute_link
 from recovery.models import IssuedToken, OutboundEmail
-from recovery.rendering import render_outbound_email
+from recovery.rendering import OutboxMessage, build_message, message_id_for, render_outbound_email
 from tests.support.worker import purge_broker
 
 Status = OutboundEmail.Status
@@ -317,8 +322,9 @@ def test_sweeper_re_enqueues_only_what_no_worker_picked_up(broker, settings):
 
     assert sweep_outbox() == 4
 
-    swept = sorted(args[0] for *_, args, _ in queued_task_messages(broker, "email"))
-    assert swept == sorted([never_enqueued.pk, enqueued_long_ago.pk, worker_lost.pk])
+    # One task per stream for what one sweep found (ids only).
+    [swept] = [args for *_, args, _ in queued_task_messages(broker, "email")]
+    assert sorted(swept) == sorted([never_enqueued.pk, enqueued_long_ago.pk, worker_lost.pk])
     assert [args for *_, args, _ in queued_task_messages(broker, "bulk_email")] == [[bulk.pk]]
     gave_up.refresh_from_db()
     assert gave_up.status == Status.FAILED
@@ -338,7 +344,7 @@ def test_sweeper_takes_a_bounded_batch_oldest_first(broker, settings):
         )
     purge_broker(settings.CELERY_BROKER_URL)
     assert sweep_outbox() == 3
-    swept = [args[0] for *_, args, _ in queued_task_messages(broker, "email")]
+    [swept] = [args for *_, args, _ in queued_task_messages(broker, "email")]
     assert sorted(swept) == [row.pk for row in rows[:3]]
     assert sweep_outbox() == 2
 
@@ -421,3 +427,162 @@ def test_delivery_in_process_sends_once_and_a_second_task_is_a_no_op(mailoutbox)
     assert message.to == ["parent@example.org"]
     assert [mimetype for _, mimetype in message.alternatives] == ["text/html"]
     assert IssuedToken.objects.filter(user=user, purpose="reset").count() == 1
+
+
+# --- batches: one task, one claim and one SMTP session for many emails
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emails_written_in_one_transaction_share_tasks_of_ids_only(broker, settings):
+    with transaction.atomic():
+        notices = [
+            queue_email(kind="password_changed", to_address=f"p{n}@example.org")
+            for n in range(outbox.SEND_BATCH + 3)
+        ]
+        welcome = queue_email(
+            kind="password_changed", to_address="w@example.org", stream=OutboundEmail.Stream.BULK
+        )
+        assert broker.llen("email") == broker.llen("bulk_email") == 0
+    messages = queued_task_messages(broker, "email")
+    assert [headers["task"] for _, headers, _, _ in messages] == [
+        "recovery.tasks.send_outbound_email"
+    ] * 2
+    assert sorted(args for *_, args, _ in messages) == [
+        [email.pk for email in notices[: outbox.SEND_BATCH]],
+        [email.pk for email in notices[outbox.SEND_BATCH :]],
+    ]
+    assert all(kwargs == {} and b"@example.org" not in raw for raw, _, _, kwargs in messages)
+    assert [args for *_, args, _ in queued_task_messages(broker, "bulk_email")] == [[welcome.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_leaves_the_transactions_other_emails_enqueued(broker):
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue_email(kind="password_changed", to_address="gone@example.org")
+            raise RuntimeError("rolled back with its savepoint")
+        kept = queue_email(kind="password_changed", to_address="kept@example.org")
+    assert [args for *_, args, _ in queued_task_messages(broker, "email")] == [[kept.pk]]
+    assert list(OutboundEmail.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_claim_takes_claimable_rows_and_skips_rows_locked_elsewhere(settings):
+    settings.OUTBOX_STALE_SECONDS = 120
+    now = timezone.now()
+    queued, locked, sent = make_row(), make_row(), make_row(status=Status.SENT, sent_at=now)
+    stale = make_row(status=Status.SENDING, claimed_at=now - timedelta(seconds=121), attempts=1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        # Another worker's transaction holding the row: the claim must neither wait nor take it.
+        try:
+            with transaction.atomic():
+                OutboundEmail.objects.select_for_update().get(pk=locked.pk)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        claimed = outbox.claim_outbound_emails(
+            email_ids=[sent.pk, stale.pk, locked.pk, queued.pk, 999_999]
+        )
+    finally:
+        release.set()
+        holder.join()
+    assert [(email.pk, email.status, email.attempts) for email in claimed] == [
+        (queued.pk, Status.SENDING, 1),
+        (stale.pk, Status.SENDING, 2),
+    ]
+    assert outbox.claim_outbound_emails(email_ids=[queued.pk, stale.pk]) == []
+    assert outbox.claim_outbound_email(email_id=locked.pk).attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_is_delivered_in_process_each_row_once(mailoutbox):
+    user = get_user_model().objects.create_user(username="jdoe")
+    rows = [make_row(to_address=f"p{n}@example.org") for n in range(3)]
+    rows.append(make_row(kind="password_reset", user=user, token_purpose="reset"))
+    ids = [row.pk for row in rows]
+    results = deliver_outbound_emails(email_ids=[*ids, ids[0]])
+    assert {pk: result.status for pk, result in results.items()} == dict.fromkeys(ids, "sent")
+    assert sorted(message.to[0] for message in mailoutbox) == sorted(r.to_address for r in rows)
+    assert set(OutboundEmail.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert IssuedToken.objects.filter(user=user, purpose="reset").count() == 1
+    again = deliver_outbound_emails(email_ids=ids)
+    assert {result.status for result in again.values()} == {"skipped"}
+    assert len(mailoutbox) == 4
+
+
+@pytest.mark.django_db
+def test_a_batch_that_runs_long_hands_the_rest_back_untried(mailoutbox, settings):
+    # Its claim would soon look stale and go to another worker: the rest goes back to the queue
+    # with its attempt returned, to be claimed afresh (each claim still sends one email).
+    settings.OUTBOX_STALE_SECONDS = 0
+    rows = [make_row(to_address=f"p{n}@example.org") for n in range(3)]
+    results = deliver_outbound_emails(email_ids=[row.pk for row in rows])
+    assert [results[row.pk].status for row in rows] == ["sent", "deferred", "deferred"]
+    assert len(mailoutbox) == 1
+    for row in rows[1:]:
+        row.refresh_from_db()
+        assert (row.status, row.attempts) == (Status.QUEUED, 0)
+
+
+@pytest.mark.django_db
+def test_a_batch_commits_its_marks_asynchronously_and_only_inside(mailoutbox):
+    def synchronous_commit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with outbox.asynchronous_commits():
+        assert synchronous_commit() == "off"
+        with outbox.durable_commit():  # the token ledger's transaction
+            assert synchronous_commit() == "on"
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == "on"
+
+
+@pytest.mark.parametrize("language", ["en", "vi"])
+def test_the_outbox_message_is_the_mime_djangos_builder_would_make(language):
+    email = OutboundEmail(
+        pk=7,
+        kind="password_changed",
+        to_address="parent@example.org",
+        context=checked_context({"browser": "Firefox", "changed_at": timezone.now()}),
+        language=language,
+        created_at=timezone.now(),
+    )
+    rendered = render_outbound_email(email)
+    message = build_message(email, rendered)
+    ours = email_lib.message_from_bytes(
+        message.message(policy=email_policy.SMTP).as_bytes(), policy=email_policy.default
+    )
+    djangos = email_lib.message_from_bytes(
+        super(OutboxMessage, message).message(policy=email_policy.SMTP).as_bytes(),
+        policy=email_policy.default,
+    )
+    for parsed in (ours, djangos):
+        assert parsed.get_content_type() == "multipart/alternative"
+        assert str(parsed["Subject"]) == rendered.subject
+        assert parsed["Message-ID"] == message_id_for(email)
+        assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == rendered.text
+        assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == rendered.html
+    for name in ("From", "To", "Auto-Submitted", "X-Auto-Response-Suppress", "MIME-Version"):
+        assert ours[name] == djangos[name], name
+    assert parsedate_to_datetime(ours["Date"]).tzinfo is not None
+    assert language == "en" or not rendered.subject.isascii()
+
+
+def test_an_unusual_outbox_message_is_left_to_djangos_builder():
+    email = OutboundEmail(
+        pk=7, kind="password_changed", to_address="padre@ejemplo.españa", created_at=timezone.now()
+    )
+    message = build_message(email, render_outbound_email(email))
+    built = message.message(policy=email_policy.SMTP)
+    assert isinstance(built, ModernMessage)  # the modern API's class: Django's
+    assert built["To"] == "padre@ejemplo.xn--espaa-rta"
