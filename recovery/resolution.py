@@ -12,8 +12,9 @@ requests' audit events written. A worker killed midway rolls its batch back and 
 (recovery.help_requests) queues a resolver again. A flow that raises is logged by id and its
 row closed as "error", so a poisonous row is not retried for ever.
 
-Each flow is `resolve_<...>_request(*, help_request) -> str`, returning a short outcome for
-staff and the audit trail ("reset_sent", "unknown", ...), never shown to the person asking.
+Each flow is `resolve_<...>_request(*, help_request)`, returning a short outcome for staff and
+the audit trail ("reset_sent", "unknown", ...), never shown to the person asking, or
+(outcome, account) when one account was found: the resolved event then names it as subject.
 """
 
 import logging
@@ -69,8 +70,8 @@ def _resolve_batch(*, limit):
             return 0
         events = []
         for help_request in rows:
-            outcome = _resolve(help_request)
-            events += _audit_events(help_request, outcome=outcome)
+            outcome, subject = _resolve(help_request)
+            events += _audit_events(help_request, outcome=outcome, subject=subject)
             help_request.outcome = outcome
         _close(rows)
         AuditEvent.objects.bulk_create(events)
@@ -94,13 +95,15 @@ def _resolve(help_request):
     try:
         with transaction.atomic():  # a savepoint: a flow that fails undoes only its own writes
             resolver = import_string(RESOLVERS[help_request.kind])
-            return str(resolver(help_request=help_request))[:32]
+            result = resolver(help_request=help_request)
     except Exception:
         logger.exception("Help request %s could not be resolved.", help_request.pk)
-        return "error"
+        return "error", None
+    outcome, subject = result if isinstance(result, tuple) else (result, None)
+    return str(outcome)[:32], subject
 
 
-def _audit_events(help_request, *, outcome):
+def _audit_events(help_request, *, outcome, subject):
     """The request, dated when it was made and from where, and what became of it."""
     common = {"identifier_hash": help_request.identifier_hash}
     return [
@@ -114,6 +117,7 @@ def _audit_events(help_request, *, outcome):
         ),
         build_event(
             action="help_request.resolved",
+            subject=subject,
             detail={"kind": help_request.kind, "outcome": outcome, "help_request": help_request.pk},
             **common,
         ),

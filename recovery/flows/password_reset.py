@@ -82,12 +82,12 @@ def resolve_password_reset_request(*, help_request):
     if user is None:
         return "unknown"
     if not user.is_active:
-        return _outcome(help_request, user, "disabled")
+        return _outcome(user, "disabled")
     if _is_staff(user):
-        return _outcome(help_request, user, "staff")  # a supervisor resets staff (SPEC §6.6)
+        return _outcome(user, "staff")  # a supervisor resets staff (SPEC §6.6)
     if user.has_self_serve:
         if not address_email_allowed(address=user.recovery_email):
-            return _outcome(help_request, user, "address_capped")
+            return _outcome(user, "address_capped")
         queue_email(
             kind="password_reset",
             to_address=user.recovery_email,
@@ -96,16 +96,16 @@ def resolve_password_reset_request(*, help_request):
             context={"username": user.get_username()},
             language=user.language or help_request.language,
         )
-        return _outcome(help_request, user, "reset_sent")
+        return _outcome(user, "reset_sent")
     if user.is_awaiting_activation:
         address = welcome_address(user)
         if not address:
-            return _outcome(help_request, user, "not_set_up")
+            return _outcome(user, "not_set_up")
         if not address_email_allowed(address=address):
-            return _outcome(help_request, user, "address_capped")
+            return _outcome(user, "address_capped")
         queue_fresh_welcome(user=user, address=address, language=help_request.language)
-        return _outcome(help_request, user, "welcome_sent")
-    return _outcome(help_request, user, "not_set_up")
+        return _outcome(user, "welcome_sent")
+    return _outcome(user, "not_set_up")
 
 
 def welcome_address(user):
@@ -133,14 +133,9 @@ def queue_fresh_welcome(*, user, address, language=""):
     )
 
 
-def _outcome(help_request, user, outcome):
-    record_event(
-        action="password_reset.resolved",
-        subject=user,
-        identifier=help_request.identifier,
-        detail={"outcome": outcome, "help_request": help_request.pk},
-    )
-    return outcome
+def _outcome(user, outcome):
+    # The account found: recovery.resolution names it in the request's resolved event.
+    return outcome, user
 
 
 # --- Completion: the reset page ----------------------------------------------------------------
