@@ -38,6 +38,14 @@ RESOLVERS = {
     Kind.FORGOT_PASSWORD: "recovery.flows.password_reset.resolve_password_reset_request",
     Kind.FORGOT_USERNAME: "recovery.flows.username_reminder.resolve_username_reminder_request",
 }
+# A flow may also answer one question for a whole batch in one query; its answer reaches the
+# flow's resolver as the keyword argument named here.
+BATCH_LOOKUPS = {
+    Kind.FORGOT_USERNAME: (
+        "addresses_in_use",
+        "recovery.flows.username_reminder.addresses_in_use",
+    ),
+}
 # Rows per transaction: large enough to share its commit, small enough that a person waits
 # for at most one batch before their email is queued.
 BATCH_SIZE = 50
@@ -69,8 +77,9 @@ def _resolve_batch(*, limit):
         if not rows:
             return 0
         events = []
+        lookups = _batch_lookups(rows)
         for help_request in rows:
-            outcome, subject = _resolve(help_request)
+            outcome, subject = _resolve(help_request, **lookups.get(help_request.kind, {}))
             events += _audit_events(help_request, outcome=outcome, subject=subject)
             help_request.outcome = outcome
         _close(rows)
@@ -91,11 +100,27 @@ def _close(rows):
         )
 
 
-def _resolve(help_request):
+def _batch_lookups(rows):
+    """{kind: {keyword: answer}} for the kinds in `rows` that have a batch look-up. One that
+    fails is logged and left out: its rows are then resolved with their own queries."""
+    lookups = {}
+    for kind, (keyword, path) in BATCH_LOOKUPS.items():
+        requests = [help_request for help_request in rows if help_request.kind == kind]
+        if not requests:
+            continue
+        try:
+            with transaction.atomic():
+                lookups[kind] = {keyword: import_string(path)(help_requests=requests)}
+        except Exception:
+            logger.exception("Batch look-up %s failed; resolving its rows one by one.", path)
+    return lookups
+
+
+def _resolve(help_request, **lookups):
     try:
         with transaction.atomic():  # a savepoint: a flow that fails undoes only its own writes
             resolver = import_string(RESOLVERS[help_request.kind])
-            result = resolver(help_request=help_request)
+            result = resolver(help_request=help_request, **lookups)
     except Exception:
         logger.exception("Help request %s could not be resolved.", help_request.pk)
         return "error", None

@@ -31,9 +31,8 @@ import unicodedata
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db.models import Q
 
-from portal.models import User
+from portal.models import STAFF_ACCOUNTS, Guardian, Student, User
 from portal.normalisation import normalise_email
 from recovery.audit import record_event
 from recovery.emails import queue_email
@@ -59,21 +58,39 @@ def request_username_reminder(*, email, request):
     submit_help_request(kind=KIND, identifier=email, request=request)
 
 
-def resolve_username_reminder_request(*, help_request):
-    """Send what is due for one forgot-username request; return the outcome (staff only)."""
+def resolve_username_reminder_request(*, help_request, addresses_in_use=None):
+    """Send what is due for one forgot-username request; return the outcome (staff only).
+
+    `addresses_in_use`, from addresses_in_use() over the worker's batch, lets an address that
+    no account holds skip the look-ups that could only come back empty.
+    """
     typed = help_request.identifier
     address = normalise_email(typed)
     if not address:
         return "empty"
     language = help_request.language
+    if addresses_in_use is not None and address not in addresses_in_use:
+        return _answer_unknown_address(typed, language=language)
     reminders, capped = _send_reminders(address=address, language=language)
     welcomes, welcomes_capped = _send_fresh_welcomes(address=address, language=language)
     if reminders or welcomes:
         return f"reminded_{reminders}_welcomed_{welcomes}"
     if capped or welcomes_capped:
         return "address_capped"
-    if _address_tied_to_an_account(address):
+    if _addresses_in_use({address}):
         return "no_self_serve"  # disabled, staff, Self Serve not set up
+    return _answer_unknown_address(typed, language=language)
+
+
+def addresses_in_use(*, help_requests):
+    """The normalised addresses typed in `help_requests` that some account holds, in any way:
+    one query for the worker's whole batch (recovery.resolution)."""
+    return _addresses_in_use({normalise_email(r.identifier) for r in help_requests} - {""})
+
+
+def _answer_unknown_address(typed, *, language):
+    """An address tied to no account: the fixed "no account here" text, if the district wants
+    it, at the typed address if that is one plain address."""
     if not getattr(settings, "RECOVERY_EMAIL_UNKNOWN_ACCOUNTS", True):
         return "unknown"
     plain = plain_single_address(typed)
@@ -140,22 +157,29 @@ def _parents_awaiting_activation(address):
     )
 
 
-def _address_tied_to_an_account(address):
-    """Is `address` any account's address, in any state? (Then no "no account" email.)"""
-    tied = User.objects.filter(
-        Q(recovery_email_normalised=address)
-        | Q(guardian__email_normalised=address)
-        | Q(student__email_normalised=address)
-    ).exists()
-    if tied:
-        return True
-    # Staff have only User.email (createstaff), which has no normalised column: few rows.
-    staff_addresses = (
-        User.objects.filter(Q(role=User.Role.STAFF) | Q(is_staff=True) | Q(is_superuser=True))
-        .exclude(email="")
-        .values_list("email", flat=True)
+def _addresses_in_use(addresses):
+    """Those of `addresses` (normalised) that are any account's address, in any state: a
+    recovery email, the SIS email of the guardian or student behind an account, a staff
+    email. Each part is an indexed look-up; one query OR-ing them across the joins would scan
+    every account, for every unknown address anyone types."""
+    if not addresses:
+        return set()
+    in_use = set(
+        User.objects.filter(recovery_email_normalised__in=addresses)
+        .values_list("recovery_email_normalised", flat=True)
+        .union(
+            Guardian.objects.filter(
+                email_normalised__in=addresses, account__isnull=False
+            ).values_list("email_normalised", flat=True),
+            Student.objects.filter(
+                email_normalised__in=addresses, account__isnull=False
+            ).values_list("email_normalised", flat=True),
+        )
     )
-    return any(normalise_email(email) == address for email in staff_addresses)
+    # Staff have only User.email (createstaff), which has no normalised column: a few rows,
+    # found through the partial index on staff accounts (portal.User.Meta).
+    staff = User.objects.filter(STAFF_ACCOUNTS).exclude(email="").values_list("email", flat=True)
+    return in_use | ({normalise_email(email) for email in staff} & set(addresses))
 
 
 # --- Writes -----------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from portal.models import STAFF_ACCOUNTS
 from recovery.audit import record_event
 from recovery.emails import queue_email
 from recovery.links import link_max_age_seconds
@@ -43,7 +43,7 @@ def staff_members():
     """Every staff account, for the team page (profiles and schools loaded)."""
     return (
         get_user_model()
-        .objects.filter(Q(role="staff") | Q(is_staff=True) | Q(is_superuser=True))
+        .objects.filter(STAFF_ACCOUNTS)
         .select_related("staff_profile")
         .prefetch_related("staff_profile__schools")
         .order_by("username")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import transaction
 
 from recovery.flows.username_reminder import plain_single_address
 from recovery.models import AuditEvent, HelpRequest, OutboundEmail
@@ -390,3 +391,29 @@ def test_usernames_and_no_account_texts_in_spanish_and_vietnamese(accounts):
         no_account = OutboundEmail.objects.filter(kind="no_account").latest("pk")
         assert no_account.language == language
         assert "request form" not in rendered(no_account).text
+
+
+def test_a_batch_resolves_every_address_as_it_would_alone(accounts, settings):
+    """The worker's one look-up per batch (addresses_in_use) only skips queries that would
+    come back empty: each outcome is the one the address gets resolved on its own."""
+    from recovery.flows.username_reminder import (
+        addresses_in_use,
+        resolve_username_reminder_request,
+    )
+
+    typed = [SHARED, NEW_PARENT, DISABLED, STAFF, NO_SELF_SERVE, UNKNOWN, "HelpDesk@Example.org"]
+    rows = [
+        HelpRequest(kind="forgot_username", identifier=address, language="en", pk=n)
+        for n, address in enumerate(typed)
+    ]
+    settings.RATELIMIT_EMAIL_PER_ADDRESS = "100/h"  # each address is resolved twice here
+    in_use = addresses_in_use(help_requests=rows)
+    assert UNKNOWN.casefold() not in in_use and "helpdesk@example.org" in in_use
+    for row in rows:
+        with transaction.atomic():
+            alone = resolve_username_reminder_request(help_request=row)
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            batched = resolve_username_reminder_request(help_request=row, addresses_in_use=in_use)
+            transaction.set_rollback(True)
+        assert batched == alone, row.identifier
