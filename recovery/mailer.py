@@ -6,10 +6,15 @@ keeps the default mailer's connection open between emails (`enable_connection_re
 from the worker_process_init signal) and drops it after any error or when it has been idle
 longer than a relay would keep it. Everywhere else (web processes, tests), and with any backend
 but SMTP, each message goes through `EmailMessage.send()` with a connection of its own.
+
+The connection is the thread's: under `--pool threads` every pool thread keeps its own, so a
+worker process sends on as many SMTP sessions at once as it has threads (what a relay that
+takes tens of milliseconds a message needs; see recovery.emails).
 """
 
 import logging
 import smtplib
+import threading
 import time
 
 from django.conf import settings
@@ -22,8 +27,14 @@ logger = logging.getLogger(__name__)
 IDLE_SECONDS = 30
 
 _reuse = False
-_connection = None
-_last_used = 0.0
+
+
+class _ThreadState(threading.local):
+    connection = None
+    last_used = 0.0
+
+
+_state = _ThreadState()
 
 
 def send_message(message):
@@ -31,7 +42,7 @@ def send_message(message):
     if not (_reuse and _default_mailer_is_smtp()):
         message.send()
         return
-    reused = _connection is not None and not _idle_too_long()
+    reused = _state.connection is not None and not _idle_too_long()
     try:
         try:
             _open_connection().send_messages([message])
@@ -53,25 +64,24 @@ def enable_connection_reuse():
 
 
 def close_connection():
-    global _connection
-    if _connection is not None:
+    """Close this thread's connection, if it has one."""
+    if _state.connection is not None:
         try:
-            _connection.close()
+            _state.connection.close()
         except Exception:  # closing a dead connection must not mask the real error
             logger.debug("Error closing the SMTP connection", exc_info=True)
-        _connection = None
+        _state.connection = None
 
 
 def _open_connection():
-    global _connection
-    if _connection is not None and _idle_too_long():
+    if _state.connection is not None and _idle_too_long():
         close_connection()
-    if _connection is None:
+    if _state.connection is None:
         connection = mailers.default
         connection.open()  # an open backend keeps its connection across send_messages calls
-        _connection = connection
+        _state.connection = connection
         _mark_used()
-    return _connection
+    return _state.connection
 
 
 def _default_mailer_is_smtp():
@@ -81,9 +91,8 @@ def _default_mailer_is_smtp():
 
 
 def _idle_too_long():
-    return time.monotonic() - _last_used > IDLE_SECONDS
+    return time.monotonic() - _state.last_used > IDLE_SECONDS
 
 
 def _mark_used():
-    global _last_used
-    _last_used = time.monotonic()
+    _state.last_used = time.monotonic()

@@ -5,8 +5,9 @@ settings.production) are started, then N notices (2000; --quick: 200) are queued
 transaction, and the workers deliver them to a local aiosmtpd server running in a process of
 its own and answering at once. The rate is measured from the first claim to the last `sent_at`
 in the database. The same again against a relay answering in 50 ms, with N/4 emails, where a
-process sending one email at a time cannot beat 20 emails/s; one worker with 4 pool processes
-shows how concurrency lifts that bound.
+process sending one email at a time cannot beat 20 emails/s; one worker with 4 pool processes,
+and one with 8 pool threads (each thread its own SMTP connection, recovery.mailer), show how
+concurrency lifts that bound.
 
 To tell whether the worker or the SMTP server is the limit, the server's own ceiling is measured
 too: a tight loop of the same message sent straight from 1 and 2 processes with smtplib, one
@@ -37,6 +38,8 @@ from tests.support.worker import ROOT, WorkerProcess, purge_broker, worker_envir
 
 KIND = "password_changed"
 RELAY_DELAY_MS = 50
+# (worker processes, pool size, pool) against the slow relay.
+RELAY_ARMS = ((1, 1, "prefork"), (2, 1, "prefork"), (1, 4, "prefork"), (1, 8, "threads"))
 
 
 def run(args):
@@ -70,19 +73,21 @@ def run(args):
         # limit, and a worker sending one email at a time cannot beat 1 / delay.
         port = free_port()
         with _smtp_server_process(port, delay_ms=RELAY_DELAY_MS):
-            for workers, concurrency in ((1, 1), (2, 1), (1, 4)):
-                rate, _, _ = _dispatch(
+            for workers, concurrency, pool in RELAY_ARMS:
+                rate, cpu_ms, _ = _dispatch(
                     size=size // 4,
                     workers=workers,
                     concurrency=concurrency,
+                    pool=pool,
                     smtp_port=port,
                     tmp=Path(tmp),
                 )
                 sends = workers * concurrency
                 bound = sends * 1000 / RELAY_DELAY_MS
+                unit = "process(es)" if pool == "prefork" else "threads"
                 rows.append(
                     _row(
-                        f"outbox dispatch, {workers} worker(s) x {concurrency} process(es), "
+                        f"outbox dispatch, {workers} worker(s) x {concurrency} {unit}, "
                         f"{RELAY_DELAY_MS} ms relay, n={size // 4}",
                         rate,
                     )
@@ -90,6 +95,7 @@ def run(args):
                 rows.append(
                     _row(f"  / relay bound, {sends} x 1/{RELAY_DELAY_MS} ms", rate / bound, "ratio")
                 )
+                rows.append(_row("  worker CPU per email", cpu_ms, "ms"))
     return rows
 
 
@@ -97,7 +103,7 @@ def _row(figure, value, unit="emails/s"):
     return {"benchmark": "email", "figure": figure, "value": value, "unit": unit}
 
 
-def _dispatch(*, size, workers, smtp_port, tmp, concurrency=1):
+def _dispatch(*, size, workers, smtp_port, tmp, concurrency=1, pool="prefork"):
     """Queue `size` emails, let `workers` worker processes send them.
 
     Returns emails/s, the workers' CPU milliseconds per email (main and pool processes) and the
@@ -125,10 +131,11 @@ def _dispatch(*, size, workers, smtp_port, tmp, concurrency=1):
         },
     )
     processes = [
-        WorkerProcess(
+        _Worker(
             env=env,
-            log_path=tmp / f"worker-{workers}x{concurrency}-{i}.log",
+            log_path=tmp / f"worker-{workers}x{concurrency}-{pool}-{i}.log",
             concurrency=concurrency,
+            pool=pool,
         )
         for i in range(workers)
     ]
@@ -157,6 +164,20 @@ def _dispatch(*, size, workers, smtp_port, tmp, concurrency=1):
     span = OutboundEmail.objects.aggregate(first=Min("claimed_at"), last=Max("sent_at"))
     rate = size / (span["last"] - span["first"]).total_seconds()
     return rate, cpu * 1000 / size, busy / total
+
+
+class _Worker(WorkerProcess):
+    """A worker process with the pool of choice (`--pool threads` for an I/O-bound relay)."""
+
+    def __init__(self, *, pool="prefork", **kwargs):
+        super().__init__(**kwargs)
+        self.pool = pool
+
+    @property
+    def command(self):
+        command = super().command
+        command[command.index("--pool") + 1] = self.pool
+        return command
 
 
 def _group_cpu_seconds(pgid):

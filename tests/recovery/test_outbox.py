@@ -5,6 +5,7 @@ The delivery itself (worker, SMTP, SIGKILL, broker outage) is in test_outbox_del
 """
 
 import base64
+import collections
 import email as email_lib
 import json
 import re
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import redis
+import time_machine
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
@@ -586,3 +588,57 @@ def test_an_unusual_outbox_message_is_left_to_djangos_builder():
     built = message.message(policy=email_policy.SMTP)
     assert isinstance(built, ModernMessage)  # the modern API's class: Django's
     assert built["To"] == "padre@ejemplo.xn--espaa-rta"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_past_the_mail_breaker_sends_what_it_may_and_defers_the_rest(
+    broker, mailoutbox, settings
+):
+    from recovery import ratelimit
+
+    settings.RATELIMIT_MAIL_GLOBAL = "2/m"
+    rows = [make_row(to_address=f"p{n}@example.org") for n in range(3)]
+    with time_machine.travel(timezone.now(), tick=False):
+        ratelimit.reset(action="mail.global", key="all", rate="2/m")  # this window starts empty
+        results = deliver_outbound_emails(email_ids=[row.pk for row in rows])
+    assert [results[row.pk].status for row in rows] == ["sent", "sent", "deferred"]
+    assert len(mailoutbox) == 2
+    rows[2].refresh_from_db()
+    assert (rows[2].status, rows[2].attempts) == (Status.QUEUED, 0)  # its attempt handed back
+    [(_, _, args, _)] = queued_task_messages(broker, "email")  # enqueued again, for later
+    assert args == [rows[2].pk]
+
+
+def test_each_thread_keeps_its_own_smtp_connection(smtp_server, settings, monkeypatch):
+    # Under `celery worker --pool threads` each pool thread sends on its own SMTP session.
+    from django.core.mail import EmailMessage
+
+    from recovery import mailer
+
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": smtp_server.port, "timeout": 10},
+        }
+    }
+    monkeypatch.setattr(mailer, "_reuse", True)
+
+    def send_two(name):
+        try:
+            for n in range(2):
+                mailer.send_message(
+                    EmailMessage(subject=f"{name} {n}", body="x", to=[f"{name}@example.org"])
+                )
+        finally:
+            mailer.close_connection()
+
+    threads = [threading.Thread(target=send_two, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    peers = collections.defaultdict(set)
+    for message in smtp_server.wait_for_messages(4):
+        peers[message.rcpt_tos[0]].add(message.peer)
+    assert all(len(thread_peers) == 1 for thread_peers in peers.values())  # reused
+    assert peers["a@example.org"] != peers["b@example.org"]  # not shared
