@@ -31,6 +31,7 @@ import unicodedata
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.db.models import Value
 
 from portal.models import STAFF_ACCOUNTS, Guardian, Student, User
 from portal.normalisation import normalise_email
@@ -42,6 +43,13 @@ from recovery.models import HelpRequest
 from recovery.resolution import address_email_allowed
 
 KIND = HelpRequest.Kind.FORGOT_USERNAME
+# Where an account may hold an address (_addresses_in_use).
+RECOVERY_EMAIL, GUARDIAN_EMAIL, STUDENT_EMAIL, STAFF_EMAIL = (
+    "recovery",
+    "guardian",
+    "student",
+    "staff",
+)
 REMINDER_EMAIL = "username_reminder"
 NO_ACCOUNT_EMAIL = "no_account"
 # An RFC 5321 path holds at most 254 characters of address.
@@ -61,30 +69,36 @@ def request_username_reminder(*, email, request):
 def resolve_username_reminder_request(*, help_request, addresses_in_use=None):
     """Send what is due for one forgot-username request; return the outcome (staff only).
 
-    `addresses_in_use`, from addresses_in_use() over the worker's batch, lets an address that
-    no account holds skip the look-ups that could only come back empty.
+    `addresses_in_use`, from addresses_in_use() over the worker's batch, says where accounts
+    hold each address, so that look-ups that could only come back empty are skipped.
     """
     typed = help_request.identifier
     address = normalise_email(typed)
     if not address:
         return "empty"
     language = help_request.language
-    if addresses_in_use is not None and address not in addresses_in_use:
+    # Where accounts hold this address; None: not known, so every look-up runs.
+    held_as = None if addresses_in_use is None else addresses_in_use.get(address, set())
+    if held_as is not None and not held_as:
         return _answer_unknown_address(typed, language=language)
-    reminders, capped = _send_reminders(address=address, language=language)
-    welcomes, welcomes_capped = _send_fresh_welcomes(address=address, language=language)
+    reminders = capped = welcomes = welcomes_capped = 0
+    if held_as is None or RECOVERY_EMAIL in held_as:
+        reminders, capped = _send_reminders(address=address, language=language)
+    if held_as is None or GUARDIAN_EMAIL in held_as:
+        welcomes, welcomes_capped = _send_fresh_welcomes(address=address, language=language)
     if reminders or welcomes:
         return f"reminded_{reminders}_welcomed_{welcomes}"
     if capped or welcomes_capped:
         return "address_capped"
-    if _addresses_in_use({address}):
+    if held_as or _addresses_in_use({address}):
         return "no_self_serve"  # disabled, staff, Self Serve not set up
     return _answer_unknown_address(typed, language=language)
 
 
 def addresses_in_use(*, help_requests):
-    """The normalised addresses typed in `help_requests` that some account holds, in any way:
-    one query for the worker's whole batch (recovery.resolution)."""
+    """{normalised address: where accounts hold it} for the addresses typed in
+    `help_requests` that any account holds: one query for the worker's whole batch
+    (recovery.resolution). An address no account holds is absent."""
     return _addresses_in_use({normalise_email(r.identifier) for r in help_requests} - {""})
 
 
@@ -158,28 +172,35 @@ def _parents_awaiting_activation(address):
 
 
 def _addresses_in_use(addresses):
-    """Those of `addresses` (normalised) that are any account's address, in any state: a
-    recovery email, the SIS email of the guardian or student behind an account, a staff
-    email. Each part is an indexed look-up; one query OR-ing them across the joins would scan
-    every account, for every unknown address anyone types."""
+    """{address: {RECOVERY_EMAIL, GUARDIAN_EMAIL, STUDENT_EMAIL, STAFF_EMAIL}...} for those of
+    `addresses` (normalised) that are any account's address, in any state: a recovery email,
+    the SIS email of the guardian or student behind an account, a staff email. Each part is an
+    indexed look-up; one query OR-ing them across the joins would scan every account, for
+    every unknown address anyone types."""
+    held = {}
     if not addresses:
-        return set()
-    in_use = set(
+        return held
+    rows = (
         User.objects.filter(recovery_email_normalised__in=addresses)
-        .values_list("recovery_email_normalised", flat=True)
+        .annotate(held_as=Value(RECOVERY_EMAIL))
+        .values_list("recovery_email_normalised", "held_as")
         .union(
-            Guardian.objects.filter(
-                email_normalised__in=addresses, account__isnull=False
-            ).values_list("email_normalised", flat=True),
-            Student.objects.filter(
-                email_normalised__in=addresses, account__isnull=False
-            ).values_list("email_normalised", flat=True),
+            Guardian.objects.filter(email_normalised__in=addresses, account__isnull=False)
+            .annotate(held_as=Value(GUARDIAN_EMAIL))
+            .values_list("email_normalised", "held_as"),
+            Student.objects.filter(email_normalised__in=addresses, account__isnull=False)
+            .annotate(held_as=Value(STUDENT_EMAIL))
+            .values_list("email_normalised", "held_as"),
         )
     )
     # Staff have only User.email (createstaff), which has no normalised column: a few rows,
     # found through the partial index on staff accounts (portal.User.Meta).
     staff = User.objects.filter(STAFF_ACCOUNTS).exclude(email="").values_list("email", flat=True)
-    return in_use | ({normalise_email(email) for email in staff} & set(addresses))
+    staff_rows = [(normalise_email(email), STAFF_EMAIL) for email in staff]
+    for address, held_as in [*rows, *staff_rows]:
+        if address in addresses:
+            held.setdefault(address, set()).add(held_as)
+    return held
 
 
 # --- Writes -----------------------------------------------------------------------------------

@@ -408,7 +408,8 @@ def test_a_batch_resolves_every_address_as_it_would_alone(accounts, settings):
     ]
     settings.RATELIMIT_EMAIL_PER_ADDRESS = "100/h"  # each address is resolved twice here
     in_use = addresses_in_use(help_requests=rows)
-    assert UNKNOWN.casefold() not in in_use and "helpdesk@example.org" in in_use
+    assert UNKNOWN.casefold() not in in_use and "staff" in in_use["helpdesk@example.org"]
+    assert in_use[SHARED] == {"recovery"} and in_use[NEW_PARENT] == {"guardian"}
     for row in rows:
         with transaction.atomic():
             alone = resolve_username_reminder_request(help_request=row)
