@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -215,6 +215,8 @@ def asynchronous_commits():
     lost retry or failure mark leaves the row to the sweeper. Nothing is ever corrupted. The
     setting is the session's for the batch (one statement, not three per transition), and
     anything else committed meanwhile, the token ledger, asks for durability (durable_commit).
+    (A session setting assumes the worker's own PostgreSQL session, as DATABASE_URL gives it;
+    behind a transaction-pooling PgBouncer it could outlive the batch on a shared session.)
     """
     if connection.vendor != "postgresql" or _async.active:
         yield
@@ -229,7 +231,7 @@ def asynchronous_commits():
         try:
             with connection.cursor() as cursor:
                 cursor.execute("RESET synchronous_commit")
-        except DatabaseError:
+        except (DatabaseError, InterfaceError):
             # A broken connection: it must not go back to the pool with the setting on it.
             if not connection.in_atomic_block:
                 connection.close()
