@@ -8,11 +8,13 @@ every row keeps its line number for error reports). From there, a handful of set
 do the work a row loop would do:
 
 1. validate (`t_orgs`, `t_roles`, `t_people`, `t_demo`): one CASE per row gives the first error
-   (rules.py), duplicates are found with one GROUP BY, bad dates with a regex + range check;
+   (rules.py), duplicates are found with one GROUP BY, bad dates by a probe into every valid
+   date spelled out (`t_dates`);
 2. stop if more than 1% of the rows are in error;
 3. merge orgs, then students and guardians: an UPDATE ... FROM of only the rows whose values are
    DISTINCT FROM the stored ones (an unchanged row costs a hash-join probe and no write, which is
-   what makes a re-import cheap), then an INSERT of the rows not yet stored;
+   what makes a re-import cheap), then an INSERT of the rows not yet stored (into an empty
+   table, straight from the validating query: no staged copy is written just to be read once);
 4. deactivate people absent from a bulk users.csv (or `tobedeleted` in a delta);
 5. rebuild the links from `agentSourcedIds` of both sides, insert/delete only the difference;
 6. recompute `Guardian.email_shared`.
@@ -87,6 +89,7 @@ class PostgresWriter:
         self.was_empty = {}  # "students"/"guardians" -> no stored row before the merge
         self.incoming = {}  # "students"/"guardians" -> valid rows of that kind (not set aside)
         self.staged = {}  # "students"/"guardians" -> t_students/t_guardians or their query
+        self.same_counts = None  # kind -> rows in t_same (see same_count)
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -347,7 +350,6 @@ class PostgresWriter:
             FROM (SELECT make_date({low}, 1, 1) + n AS day FROM generate_series(0,
                   make_date({high}, 12, 31) - make_date({low}, 1, 1)) n) d"""
         )
-        self.execute("ANALYZE t_dates")
         self.execute("DROP TABLE IF EXISTS t_demo")
         self.execute(
             f"""CREATE TEMP TABLE t_demo ON COMMIT DROP AS
@@ -443,7 +445,7 @@ class PostgresWriter:
             WHERE x.sid NOT IN (SELECT {sid} FROM s_users s GROUP BY 1 HAVING count(*) > 1)"""
         )
         self.execute("SET LOCAL enable_mergejoin = on")
-        self.execute("ANALYZE t_same")
+        self.execute("ANALYZE t_same (kind)")  # the row count matters; one column is enough
 
     def row_digest_sql(self):
         """A 64-bit hash, seeded by digest_context(), of the users.csv values, as sent, that
@@ -481,7 +483,10 @@ class PostgresWriter:
 
     def same_count(self, kind):
         """Rows of a kind ('student', 'guardian') set aside as unchanged."""
-        return self.scalar("SELECT count(*) FROM t_same WHERE kind = %(kind)s", {"kind": kind})
+        if self.same_counts is None:  # one pass for both kinds
+            self.cur.execute("SELECT kind, count(*) FROM t_same GROUP BY kind")
+            self.same_counts = dict(self.cur.fetchall())
+        return self.same_counts.get(kind, 0)
 
     def error_query(self):
         parts = []
@@ -748,6 +753,8 @@ class PostgresWriter:
     def is_bulk_load(self):
         """A first import (or one that more than triples the roster) is loaded like a restore."""
         incoming = self.incoming["students"] + self.incoming["guardians"]
+        if incoming < BULK_LOAD_MIN_ROWS:
+            return False  # a nightly run: no need to count the stored rows
         existing = self.scalar(
             "SELECT (SELECT count(*) FROM portal_student) + (SELECT count(*) FROM portal_guardian)"
         )
@@ -817,34 +824,41 @@ class PostgresWriter:
         counts = self.summary.counts["students"]
         params = {"ts": self.ts}
         birth = "d.day"  # NULL for a blank birthDate and for tobedeleted
-        not_listed = ""
         if "users" in self.files:
             # As build_people: a valid row's date; else, from a bulk file without an error
             # row for them, none; else the stored one.
             no_rows = "false"
             if self.mode("demographics") == "bulk":
                 no_rows = "NOT EXISTS (SELECT 1 FROM t_demo e WHERE e.sid = m.sid)"
-            same = self.execute(
-                f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
-                FROM (SELECT m.sid, {birth} AS birth FROM t_same m
-                      LEFT JOIN t_demo d ON d.sid = m.sid AND d.error IS NULL
-                      WHERE m.kind = 'student' AND (d.sid IS NOT NULL OR {no_rows})) x
-                WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
+            same_rows = f"""SELECT m.sid, {birth} AS birth, true AS same FROM t_same m
+                LEFT JOIN t_demo d ON d.sid = m.sid AND d.error IS NULL
+                WHERE m.kind = 'student' AND (d.sid IS NOT NULL OR {no_rows})"""
+            not_listed_rows = ""
+            if not self.was_empty["students"]:  # else every stored student was just merged
+                not_listed_rows = f"""UNION ALL SELECT d.sid, {birth}, false FROM t_demo d
+                    WHERE d.error IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM {self.listed("students")} WHERE sid = d.sid)
+                    AND NOT EXISTS (SELECT 1 FROM t_same m
+                                    WHERE m.sid = d.sid AND m.kind = 'student')"""
+            # One UPDATE for both (one pass over the stored students); set-aside rows were
+            # counted as unchanged, the others not at all.
+            self.cur.execute(
+                f"""WITH changed AS (
+                    UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
+                    FROM ({same_rows} {not_listed_rows}) x
+                    WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth
+                    RETURNING x.same)
+                SELECT count(*), count(*) FILTER (WHERE same) FROM changed""",
                 params,
             )
-            counts.updated += same
+            updated, same = self.cur.fetchone()
+            counts.updated += updated
             counts.unchanged -= same
-            if self.was_empty["students"]:
-                return  # every stored student was just merged from this users.csv
-            not_listed = (
-                "AND NOT EXISTS (SELECT 1 FROM t_students n WHERE n.sid = d.sid) "
-                "AND NOT EXISTS (SELECT 1 FROM t_same m WHERE m.sid = d.sid "
-                "AND m.kind = 'student')"
-            )
+            return
         counts.updated += self.execute(
             f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
             FROM (SELECT d.sid, {birth} AS birth
-                  FROM t_demo d WHERE d.error IS NULL {not_listed}) x
+                  FROM t_demo d WHERE d.error IS NULL) x
             WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
             params,
         )
@@ -871,14 +885,14 @@ class PostgresWriter:
                 SELECT p.sid AS s, a.id AS g, (gd.sourced_id IS NOT NULL) AS ok
                 FROM {people("student")} p
                 CROSS JOIN LATERAL (SELECT {agents} AS id
-                                    FROM unnest(string_to_array(p.agents, ',')) a) a
+                                    FROM string_to_table(p.agents, ',') a) a
                 LEFT JOIN portal_guardian gd ON gd.sourced_id = a.id
                 WHERE a.id <> ''
                 UNION ALL
                 SELECT a.id, p.sid, (st.sourced_id IS NOT NULL)
                 FROM {people("guardian")} p
                 CROSS JOIN LATERAL (SELECT {agents} AS id
-                                    FROM unnest(string_to_array(p.agents, ',')) a) a
+                                    FROM string_to_table(p.agents, ',') a) a
                 LEFT JOIN portal_student st ON st.sourced_id = a.id
                 WHERE a.id <> ''
             ) x"""
@@ -890,7 +904,7 @@ class PostgresWriter:
                 "SELECT g, s FROM t_links WHERE ok"
             )
         elif self.mode("users") == "bulk":
-            self.execute("ANALYZE t_links")
+            self.execute("ANALYZE t_links (ok)")
             # The links of everyone in the file are replaced by what the file says. One full
             # join finds both the links to add and the stored links the file no longer gives.
             self.execute("DROP TABLE IF EXISTS t_link_diff")
@@ -914,7 +928,7 @@ class PostgresWriter:
                 SELECT g, s FROM t_link_diff WHERE id IS NULL"""
             )
         else:
-            self.execute("ANALYZE t_links")
+            self.execute("ANALYZE t_links (ok)")
             counts.deactivated = self.execute(
                 """DELETE FROM portal_guardianstudent l
                 WHERE l.student_id IN (SELECT sid FROM t_people WHERE del AND error IS NULL)
