@@ -285,6 +285,9 @@ class PostgresWriter:
             )
             school_ref = ", " + self.col(f, "orgSourcedIds") + " AS org_ids"
             student_school = "NULL::text[]"
+        to_validate = ""
+        if self.has_digests:  # see match_unchanged
+            to_validate = "WHERE s.line IN (SELECT line FROM t_same WHERE kind IS NULL)"
         person = self.length_checks(_person_columns())
         student = self.length_checks([("number", 64, "student number"), ("grade", 16, "grades")])
         guardian = self.length_checks([("phone", 64, "phone"), ("sms", 64, "sms")])
@@ -330,8 +333,7 @@ class PostgresWriter:
                         {self.col(f, "phone")} AS phone,
                         {self.col(f, "sms")} AS sms
                         {school_ref}
-                      FROM s_users s WHERE NOT EXISTS
-                        (SELECT 1 FROM t_same m WHERE m.line = s.line)
+                      FROM s_users s {to_validate}
                       OFFSET 0) x {joins} OFFSET 0) y"""
         )
         self.mark_duplicates("t_people")
@@ -401,14 +403,16 @@ class PostgresWriter:
         return hashlib.md5(repr(parts).encode(), usedforsecurity=False).hexdigest()
 
     def match_unchanged(self):
-        """Set aside (in t_same) the users.csv rows whose input is the one their stored row was
-        merged from: same digest (digest_expr), still active. They need no validation and no
-        merge; their links are rebuilt with everyone's (from t_same.agents), and their birth
-        dates, which demographics.csv gives, are checked in update_birth_dates_only.
+        """Set aside the users.csv rows whose input is the one their stored row was merged
+        from: same digest (digest_expr), still active. They need no validation and no merge;
+        their links are rebuilt with everyone's (from t_same.agents), and their birth dates,
+        which demographics.csv gives, are checked in update_birth_dates_only.
 
-        A sourcedId sent twice never matches (the duplicate is a row error, found by
-        validation). Only rows merged without a row error get a digest, so a row set aside is
-        one validation would pass again.
+        t_same gets every row of a file matched this way: `kind` is the stored kind of a row set
+        aside, NULL for a row to validate (so validation reads just those lines, without an
+        anti-join against a million set-aside ones). A sourcedId sent twice never matches (the
+        duplicate is a row error, found by validation). Only rows merged without a row error
+        get a digest, so a row set aside is one validation would pass again.
         """
         self.execute("DROP TABLE IF EXISTS t_same")
         self.execute(
@@ -432,20 +436,20 @@ class PostgresWriter:
         self.execute("SET LOCAL enable_mergejoin = off")
         self.execute(
             f"""INSERT INTO t_same
-            SELECT x.line, x.sid, x.agents, k.kind
+            SELECT x.line, x.sid, x.agents, CASE WHEN x.sid NOT IN
+                (SELECT {sid} FROM s_users s GROUP BY 1 HAVING count(*) > 1) THEN k.kind END
             FROM (SELECT s.line, {sid} AS sid, {self.raw(f, "agentSourcedIds")} AS agents,
                     {self.row_digest_sql()} AS row_digest
                   FROM s_users s OFFSET 0) x {self.roleinfo_join()}
-            JOIN (SELECT sourced_id, roster_digest, 'student' AS kind FROM portal_student
+            LEFT JOIN (SELECT sourced_id, roster_digest, 'student' AS kind FROM portal_student
                   WHERE active AND roster_digest <> ''
                   UNION ALL
                   SELECT sourced_id, roster_digest, 'guardian' FROM portal_guardian
                   WHERE active AND roster_digest <> '') k
-              ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}
-            WHERE x.sid NOT IN (SELECT {sid} FROM s_users s GROUP BY 1 HAVING count(*) > 1)"""
+              ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}"""
         )
         self.execute("SET LOCAL enable_mergejoin = on")
-        self.execute("ANALYZE t_same (kind)")  # the row count matters; one column is enough
+        self.execute("ANALYZE t_same (sid, kind)")
 
     def row_digest_sql(self):
         """A 64-bit hash, seeded by digest_context(), of the users.csv values, as sent, that
@@ -824,41 +828,34 @@ class PostgresWriter:
         counts = self.summary.counts["students"]
         params = {"ts": self.ts}
         birth = "d.day"  # NULL for a blank birthDate and for tobedeleted
+        not_listed = ""
         if "users" in self.files:
             # As build_people: a valid row's date; else, from a bulk file without an error
             # row for them, none; else the stored one.
             no_rows = "false"
             if self.mode("demographics") == "bulk":
                 no_rows = "NOT EXISTS (SELECT 1 FROM t_demo e WHERE e.sid = m.sid)"
-            same_rows = f"""SELECT m.sid, {birth} AS birth, true AS same FROM t_same m
-                LEFT JOIN t_demo d ON d.sid = m.sid AND d.error IS NULL
-                WHERE m.kind = 'student' AND (d.sid IS NOT NULL OR {no_rows})"""
-            not_listed_rows = ""
-            if not self.was_empty["students"]:  # else every stored student was just merged
-                not_listed_rows = f"""UNION ALL SELECT d.sid, {birth}, false FROM t_demo d
-                    WHERE d.error IS NULL
-                    AND NOT EXISTS (SELECT 1 FROM {self.listed("students")} WHERE sid = d.sid)
-                    AND NOT EXISTS (SELECT 1 FROM t_same m
-                                    WHERE m.sid = d.sid AND m.kind = 'student')"""
-            # One UPDATE for both (one pass over the stored students); set-aside rows were
-            # counted as unchanged, the others not at all.
-            self.cur.execute(
-                f"""WITH changed AS (
-                    UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
-                    FROM ({same_rows} {not_listed_rows}) x
-                    WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth
-                    RETURNING x.same)
-                SELECT count(*), count(*) FILTER (WHERE same) FROM changed""",
+            same = self.execute(
+                f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
+                FROM (SELECT m.sid, {birth} AS birth FROM t_same m
+                      LEFT JOIN t_demo d ON d.sid = m.sid AND d.error IS NULL
+                      WHERE m.kind = 'student' AND (d.sid IS NOT NULL OR {no_rows})) x
+                WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
                 params,
             )
-            updated, same = self.cur.fetchone()
-            counts.updated += updated
+            counts.updated += same
             counts.unchanged -= same
-            return
+            if self.was_empty["students"]:
+                return  # every stored student was just merged from this users.csv
+            not_listed = (
+                f"AND NOT EXISTS (SELECT 1 FROM {self.listed('students')} WHERE sid = d.sid) "
+                "AND NOT EXISTS (SELECT 1 FROM t_same m WHERE m.sid = d.sid "
+                "AND m.kind = 'student')"
+            )
         counts.updated += self.execute(
             f"""UPDATE portal_student o SET birth_date = x.birth, updated_at = %(ts)s
             FROM (SELECT d.sid, {birth} AS birth
-                  FROM t_demo d WHERE d.error IS NULL) x
+                  FROM t_demo d WHERE d.error IS NULL {not_listed}) x
             WHERE o.sourced_id = x.sid AND o.birth_date IS DISTINCT FROM x.birth""",
             params,
         )
