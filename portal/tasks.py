@@ -8,7 +8,7 @@ from django.conf import settings
 from portal.provisioning import provision_accounts
 from portal.roster.importer import import_roster
 from portal.roster.summary import ImportStopped
-from recovery.emails import deliver_outbound_email
+from recovery.emails import deliver_outbound_emails
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +36,9 @@ def nightly_roster():
 
 @shared_task(name="portal.tasks.send_bulk_emails", ignore_result=True)
 def send_bulk_emails(email_ids):
-    """Deliver a chunk of bulk outbox rows (a night's welcome emails), one after the other.
+    """Deliver a chunk of bulk outbox rows (a night's welcome emails) as one outbox batch.
 
-    Published on the `bulk_email` queue by portal.provisioning. Each row goes through the
+    Published on the `bulk_email` queue by portal.provisioning. The rows go through the
     outbox's own claim, so a redelivered chunk or a sweeper copy sends nothing twice.
     """
-    for email_id in email_ids:
-        deliver_outbound_email(email_id=email_id)
+    deliver_outbound_emails(email_ids=email_ids)

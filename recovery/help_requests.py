@@ -28,6 +28,7 @@ import logging
 from datetime import timedelta
 
 import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone, translation
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 Kind = HelpRequest.Kind
 _IDENTIFIER_MAX = HelpRequest._meta.get_field("identifier").max_length
+RESOLVER_TASK = "recovery.tasks.resolve_help_requests"
 RESOLVER_PENDING_KEY = "portal:help:resolver-pending"
 # A request that publishes the resolver task has it start this much later, so the requests
 # arriving meanwhile ride on it: under load one task (and one publish) serves a whole batch
@@ -179,10 +181,11 @@ def enqueue_resolver(*, countdown=0):
     A broker failure is logged and swallowed: the person's page never changes, and the sweeper
     queues a resolver once the broker is back.
     """
-    from recovery.tasks import resolve_help_requests
-
     try:
-        resolve_help_requests.apply_async(
+        # By name (routed to `email` by CELERY_TASK_ROUTES): the request side need not import
+        # the tasks, which import this module's sweeper.
+        current_app.send_task(
+            RESOLVER_TASK,
             countdown=countdown or None,
             retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
         )
