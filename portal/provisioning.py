@@ -39,6 +39,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db import connection, transaction
@@ -309,12 +310,12 @@ def queue_welcome_emails(*, users):
 
 def enqueue_bulk_sends(*, email_ids):
     """Publish the send tasks for outbox rows in chunks; a broker failure is left to the sweeper."""
-    from portal.tasks import send_bulk_emails
-
     for start in range(0, len(email_ids), SEND_CHUNK):
         chunk = email_ids[start : start + SEND_CHUNK]
         try:
-            send_bulk_emails.apply_async(
+            # By name: this module need not import the tasks, which import it.
+            current_app.send_task(
+                "portal.tasks.send_bulk_emails",
                 args=[chunk],
                 queue="bulk_email",
                 retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},

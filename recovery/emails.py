@@ -46,6 +46,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from celery import current_app
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -59,6 +60,10 @@ from recovery.models import OutboundEmail
 from recovery.rendering import build_message, render_outbound_email, template_names
 
 logger = logging.getLogger(__name__)
+SEND_TASKS = {
+    OutboundEmail.Stream.TRANSACTIONAL: "recovery.tasks.send_outbound_email",
+    OutboundEmail.Stream.BULK: "recovery.tasks.send_bulk_email",
+}
 
 TOKEN_PURPOSES = ("reset", "activation", "email_confirm")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -155,14 +160,15 @@ def enqueue_outbound_emails(
     and the sweeper enqueues them later, so no caller ever fails, or waits on every chunk in
     turn, because Redis is down.
     """
-    from recovery.tasks import send_bulk_email, send_outbound_email
-
-    task = send_bulk_email if stream == OutboundEmail.Stream.BULK else send_outbound_email
+    # By name (routed by CELERY_TASK_ROUTES): this module need not import the tasks, which
+    # import it.
+    task = SEND_TASKS[OutboundEmail.Stream(stream)]
     email_ids = list(email_ids)
     for start in range(0, len(email_ids), outbox.SEND_BATCH):
         chunk = email_ids[start : start + outbox.SEND_BATCH]
         try:
-            task.apply_async(
+            current_app.send_task(
+                task,
                 args=chunk,
                 countdown=countdown,
                 # Bounded: a request waits at most a second or two for a broker that is down.
