@@ -184,13 +184,17 @@ def _addresses_in_use(addresses):
         User.objects.filter(recovery_email_normalised__in=addresses)
         .annotate(held_as=Value(RECOVERY_EMAIL))
         .values_list("recovery_email_normalised", "held_as")
+        .order_by()
         .union(
+            # order_by(): no model ordering inside a UNION (SQLite refuses it).
             Guardian.objects.filter(email_normalised__in=addresses, account__isnull=False)
             .annotate(held_as=Value(GUARDIAN_EMAIL))
-            .values_list("email_normalised", "held_as"),
+            .values_list("email_normalised", "held_as")
+            .order_by(),
             Student.objects.filter(email_normalised__in=addresses, account__isnull=False)
             .annotate(held_as=Value(STUDENT_EMAIL))
-            .values_list("email_normalised", "held_as"),
+            .values_list("email_normalised", "held_as")
+            .order_by(),
         )
     )
     # Staff have only User.email (createstaff), which has no normalised column: a few rows,
