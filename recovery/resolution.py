@@ -41,6 +41,7 @@ RESOLVERS = {
 # A flow may also answer one question for a whole batch in one query; its answer reaches the
 # flow's resolver as the keyword argument named here.
 BATCH_LOOKUPS = {
+    Kind.FORGOT_PASSWORD: ("accounts", "recovery.flows.password_reset.accounts_named"),
     Kind.FORGOT_USERNAME: (
         "addresses_in_use",
         "recovery.flows.username_reminder.addresses_in_use",

@@ -600,3 +600,31 @@ def test_ten_simultaneous_posts_reset_once():
     assert user.check_password(f"{NEW_PASSWORD} {winner}")
     assert AuditEvent.objects.filter(action="password.reset").count() == 1
     assert OutboundEmail.objects.filter(kind="password_changed").count() == 1
+
+
+def test_the_batch_look_up_finds_what_find_account_finds(db):
+    from django.contrib.auth import get_user_model
+
+    from recovery.flows.password_reset import accounts_named, find_account
+
+    users = get_user_model().objects
+    for username in ("Ana.Lee", "ana.lee", "bo.chen", "Zoë.Ng"):
+        users.create_user(username=username)
+    typed = [
+        "ANA.LEE",
+        "ana.lee",
+        "Ana.Lee",
+        " Bo.Chen ",
+        "BO.CHEN",
+        "zoë.ng",
+        "nobody",
+        "",
+        "\u3000",
+    ]
+    rows = [HelpRequest(kind="forgot_password", identifier=name) for name in typed]
+    found = accounts_named(help_requests=rows)
+    for name in typed:
+        assert found[name] == find_account(username=name), name
+    # Two accounts differ only in case: only the exact spelling names one.
+    assert found["ANA.LEE"] is None and found["ana.lee"].username == "ana.lee"
+    assert found[" Bo.Chen "].username == "bo.chen"
