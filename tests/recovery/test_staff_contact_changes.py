@@ -63,6 +63,7 @@ def test_pending_first_then_newest_and_scoped(client, district):
     response = client.get(LIST)
     assert response.status_code == 200
     assert listed(response) == [newer.pk, older.pk, decided.pk]
+    assert '<select name="status"' in response.text  # the filter form
     assert client.get(detail_url(elsewhere)).status_code == 404
     assert client.post(detail_url(elsewhere), {"decision": "approve"}).status_code == 404
     elsewhere.refresh_from_db()
