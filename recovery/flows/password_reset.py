@@ -65,21 +65,12 @@ def _is_staff(user):
     return user.is_staff or user.is_superuser or user.role == user.Role.STAFF
 
 
-def find_account(*, username):
-    """The account `username` names (NFKC, trimmed, any case), or None."""
-    username = _normal_username(username)
-    if not username:
-        return None
-    # username__iexact is served by the index on UPPER(username) (portal.User.Meta).
-    matches = list(get_user_model().objects.filter(username__iexact=username).order_by("pk")[:2])
-    return _the_one(matches, username)
-
-
 def accounts_named(*, help_requests):
-    """{typed identifier: find_account(username=it)} for a worker batch (recovery.resolution),
-    in two queries instead of one per request: the database's own UPPER() of every typed name
-    (so "any case" means what username__iexact means), then every account whose UPPER(username)
-    is one of them."""
+    """{typed identifier: the account it names (NFKC, trimmed, any case), or None}, in two
+    queries for a whole worker batch (recovery.resolution): the database's own UPPER() of every
+    typed name, then every account whose UPPER(username) is one of them (the index on
+    UPPER(username), portal.User.Meta). Of two accounts a name matches in different cases,
+    only the exact spelling names one."""
     typed = {r.identifier: _normal_username(r.identifier) for r in help_requests}
     names = sorted({name for name in typed.values() if name})
     if not names:
@@ -112,12 +103,11 @@ def _the_one(matches, username):
 def resolve_password_reset_request(*, help_request, accounts=None):
     """Send what a forgot-password request is due; return the outcome (for staff and audit).
 
-    `accounts`, from accounts_named() over the worker's batch, saves the look-up.
+    `accounts`, from accounts_named() over the worker's batch; looked up here without it.
     """
-    if accounts is not None and help_request.identifier in accounts:
-        user = accounts[help_request.identifier]
-    else:
-        user = find_account(username=help_request.identifier)
+    if accounts is None or help_request.identifier not in accounts:
+        accounts = accounts_named(help_requests=[help_request])
+    user = accounts[help_request.identifier]
     if user is None:
         return "unknown"
     if not user.is_active:

@@ -69,30 +69,30 @@ def request_username_reminder(*, email, request):
 def resolve_username_reminder_request(*, help_request, addresses_in_use=None):
     """Send what is due for one forgot-username request; return the outcome (staff only).
 
-    `addresses_in_use`, from addresses_in_use() over the worker's batch, says where accounts
-    hold each address, so that look-ups that could only come back empty are skipped.
+    `addresses_in_use`, from addresses_in_use() over the worker's batch (looked up here
+    without it), says where accounts hold each address, so that look-ups that could only come
+    back empty are skipped.
     """
     typed = help_request.identifier
     address = normalise_email(typed)
     if not address:
         return "empty"
     language = help_request.language
-    # Where accounts hold this address; None: not known, so every look-up runs.
-    held_as = None if addresses_in_use is None else addresses_in_use.get(address, set())
-    if held_as is not None and not held_as:
+    if addresses_in_use is None:
+        addresses_in_use = _addresses_in_use({address})
+    held_as = addresses_in_use.get(address, set())
+    if not held_as:
         return _answer_unknown_address(typed, language=language)
     reminders = capped = welcomes = welcomes_capped = 0
-    if held_as is None or RECOVERY_EMAIL in held_as:
+    if RECOVERY_EMAIL in held_as:
         reminders, capped = _send_reminders(address=address, language=language)
-    if held_as is None or GUARDIAN_EMAIL in held_as:
+    if GUARDIAN_EMAIL in held_as:
         welcomes, welcomes_capped = _send_fresh_welcomes(address=address, language=language)
     if reminders or welcomes:
         return f"reminded_{reminders}_welcomed_{welcomes}"
     if capped or welcomes_capped:
         return "address_capped"
-    if held_as or _addresses_in_use({address}):
-        return "no_self_serve"  # disabled, staff, Self Serve not set up
-    return _answer_unknown_address(typed, language=language)
+    return "no_self_serve"  # disabled, staff, Self Serve not set up
 
 
 def addresses_in_use(*, help_requests):

@@ -510,11 +510,10 @@ class _Stack:
     def _drop_backlog(self):
         """Drop the work left over so the next arm starts with an idle worker (and wait until
         it is): the queued tasks, the unresolved Help requests, the unsent emails."""
-        from recovery.help_requests import clear_resolver_pending
         from recovery.models import HelpRequest, OutboundEmail
 
-        # The worker finishes the batch in hand, which may queue emails: repeat until nothing
-        # moves any more.
+        # purge_broker also clears the Help resolver flag, whose task it drops. The worker
+        # finishes the batch in hand, which may queue emails: repeat until nothing moves.
         deadline = time.monotonic() + 30
         last = None
         while time.monotonic() < deadline:
@@ -526,8 +525,6 @@ class _Stack:
             OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED).update(
                 status=OutboundEmail.Status.FAILED
             )
-            # Its task was purged: without this no request would publish the next one.
-            clear_resolver_pending()
             current = (
                 HelpRequest.objects.exclude(outcome="bench_dropped").count(),
                 OutboundEmail.objects.exclude(status=OutboundEmail.Status.QUEUED).count(),

@@ -16,7 +16,6 @@ from recovery.help_requests import (
     RESOLVER_GATHER_SECONDS,
     RESOLVER_PENDING_KEY,
     HelpRequestThrottled,
-    clear_resolver_pending,
     submit_help_request,
     sweep_help_requests,
 )
@@ -33,10 +32,8 @@ RESOLVER_TASK = "recovery.tasks.resolve_help_requests"
 @pytest.fixture(autouse=True)
 def fresh_counters():
     clear_help_counters()
-    clear_resolver_pending()
     yield
     clear_help_counters()
-    clear_resolver_pending()
 
 
 @pytest.fixture
