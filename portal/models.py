@@ -10,9 +10,11 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from portal.fields import SourcedIdField
+
 
 class RosterRecord(models.Model):
-    sourced_id = models.CharField(_("SIS id"), max_length=255, primary_key=True)
+    sourced_id = SourcedIdField(_("SIS id"), max_length=255, primary_key=True)
     # active: listed by the SIS (not absent from a bulk file, not `tobedeleted` in a delta).
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -26,7 +28,7 @@ class Organisation(RosterRecord):
     name = models.CharField(max_length=255)
     type = models.CharField(max_length=32)  # school, district, local, state, national, department
     identifier = models.CharField(max_length=255, blank=True)
-    parent_sourced_id = models.CharField(max_length=255, blank=True)
+    parent_sourced_id = SourcedIdField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["name"]

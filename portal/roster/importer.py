@@ -127,6 +127,7 @@ def _run_postgres(source, manifest, files, summary, number_field, active_before)
         # rerun from the same files next night.
         cursor.execute("SET LOCAL synchronous_commit = off")
         _raise_temp_buffers(cursor)
+        writer.open_staging()
         writer.stage()
         writer.validate_orgs_and_roles()
         # Orgs first: a student's school, and so the digests of unchanged people, depend on them.
@@ -143,8 +144,9 @@ def _run_postgres(source, manifest, files, summary, number_field, active_before)
 
 
 def _raise_temp_buffers(cursor):
-    """Staging tables are TEMP: give them room in memory. PostgreSQL allows it only before a
-    session's first use of temporary tables, so a long-lived connection may keep the default."""
+    """Staging tables may be TEMP (PostgresWriter.open_staging): give them room in memory.
+    PostgreSQL allows it only before a session's first use of temporary tables, so a
+    long-lived connection may keep the default."""
     import psycopg
 
     cursor.execute("SAVEPOINT roster_temp_buffers")

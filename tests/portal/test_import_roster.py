@@ -578,3 +578,83 @@ def test_changed_context_or_plain_path_writes_make_every_row_compared_again(tmp_
     assert set(digests().values()) == {""}  # the plain path keeps no digests
     summary = import_roster(path)
     assert summary["students"].unchanged == 2 and all(digests().values())
+
+
+def _staging_schemas():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'roster\\_import\\_%' "
+            "UNION ALL SELECT relname FROM pg_class WHERE relname IN ('s_users', 't_people')"
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def _roster_state():
+    return (
+        sorted(Student.objects.values_list("sourced_id", "school_id", "birth_date", "active")),
+        sorted(Guardian.objects.values_list("sourced_id", "email_normalised", "email_shared")),
+        sorted(links()),
+    )
+
+
+def test_staging_leaves_nothing_behind_after_an_import_or_a_failed_one(tmp_path):
+    import_roster(write_roster(tmp_path / "good", students=50, seed=3))
+    assert _staging_schemas() == []
+    with pytest.raises(TooManyRowErrors):
+        import_roster(_synthetic_with_bad_rows(tmp_path / "bad", bad_users=20)[0])
+    assert _staging_schemas() == []
+
+
+def test_staging_falls_back_to_temp_tables_when_no_schema_can_be_made(tmp_path):
+    """A database role without CREATE on the database cannot make the staging schema; the
+    import then stages in TEMP tables and stores exactly the same roster."""
+    folder = write_roster(tmp_path / "r", students=120, seed=5)
+    import_roster(folder)
+    expected = _roster_state()
+    _clear_roster()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'roster_import_' || pg_backend_pid()")
+        (taken,) = cursor.fetchone()
+        cursor.execute(f"CREATE SCHEMA {taken}")  # the name this import would use
+
+    summary = import_roster(folder)
+
+    assert summary["students"].created == len(expected[0])
+    assert _roster_state() == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", [taken])
+        assert cursor.fetchone() == (0,)  # nothing was staged there
+
+
+def test_parallel_workers_read_the_staged_rows_of_the_open_transaction(tmp_path):
+    """Staged tables are written and read inside the import's transaction; PostgreSQL runs
+    every statement it can on a parallel worker here, and the roster stored is the same."""
+    folder = write_roster(tmp_path / "r", students=120, seed=6)
+    import_roster(folder)
+    expected = _roster_state()
+    again = import_roster(folder)
+    _clear_roster()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version_num")
+        name = (
+            "debug_parallel_query"
+            if int(cursor.fetchone()[0]) >= 160000
+            else ("force_parallel_mode")
+        )
+        cursor.execute(f"SET {name} = on")
+    try:
+        import_roster(folder)
+        assert _roster_state() == expected
+        assert import_roster(folder)["students"].unchanged == again["students"].unchanged
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"RESET {name}")
+
+
+def _clear_roster():
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the imports' deferred checks, now
+        cursor.execute(
+            "TRUNCATE portal_guardianstudent, portal_student, portal_guardian, "
+            "portal_organisation CASCADE"
+        )
