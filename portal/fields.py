@@ -3,15 +3,15 @@
 from django.db import models
 
 
-class SourcedIdField(models.CharField):
-    """A SIS `sourcedId`, or a reference to one: an opaque string compared byte for byte.
+class ByteOrderCharField(models.CharField):
+    """A string compared byte for byte: on PostgreSQL its column uses the "C" collation.
 
-    On PostgreSQL its column uses the "C" collation. Ids have no language, and sorting them by a
-    locale's rules (as the database default does) is several times slower: it rules out the
-    abbreviated keys that make a million-row sort or index build cheap, which the roster import
-    does on every first load. Foreign keys to it take the same collation (Django copies it). The
-    importer's staged ids are compared to these columns, so portal.roster.postgres stages them
-    in "C" too. SQLite (the demo) already compares bytes and has no collation of that name.
+    For values with no language (ids, normalised email addresses, student numbers), which are
+    matched for equality and never sorted for people to read. Sorting them by a locale's rules,
+    as the database default does, is several times slower: it rules out the abbreviated keys that
+    make a million-row sort or index build cheap, which the roster import does on every first
+    load. Foreign keys to such a field take its collation (Django copies it). SQLite (the demo)
+    already compares bytes and has no collation of that name.
     """
 
     def db_parameters(self, connection):
@@ -19,3 +19,8 @@ class SourcedIdField(models.CharField):
         if connection.vendor == "postgresql" and not self.db_collation:
             parameters["collation"] = "C"
         return parameters
+
+
+class SourcedIdField(ByteOrderCharField):
+    """A SIS `sourcedId`. The importer stages ids in the same collation
+    (portal.roster.postgres), so that comparing them with these columns stays byte order."""

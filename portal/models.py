@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
-from portal.fields import SourcedIdField
+from portal.fields import ByteOrderCharField, SourcedIdField
 
 
 class RosterRecord(models.Model):
@@ -44,7 +44,7 @@ class Person(RosterRecord):
     preferred_given_name = models.CharField(max_length=255, blank=True)
     username = models.CharField(max_length=255, blank=True)  # the SIS login name, as sent
     email = models.CharField(max_length=320, blank=True)  # as sent (trimmed): mail goes here
-    email_normalised = models.CharField(max_length=320, blank=True, db_index=True)
+    email_normalised = ByteOrderCharField(max_length=320, blank=True, db_index=True)
     # enabledUser=false: the record exists but portal access is curtailed.
     enabled = models.BooleanField(default=True)
     # The PostgreSQL import's memo (portal.roster.postgres): a hash of the raw CSV input this row
@@ -64,7 +64,7 @@ class Person(RosterRecord):
 
 
 class Student(Person):
-    student_number = models.CharField(max_length=64, blank=True, db_index=True)
+    student_number = ByteOrderCharField(max_length=64, blank=True, db_index=True)
     birth_date = models.DateField(null=True, blank=True)
     grade = models.CharField(max_length=16, blank=True)
     school = models.ForeignKey(
