@@ -98,9 +98,9 @@ def test_every_page_is_accessible_self_contained_and_uncached(parent):
         (
             "vi",
             {
-                "home": "Học sinh của bạn",
-                "account": "Đổi mật khẩu của bạn",
-                "contact changes": "Thay đổi thông tin liên lạc của bạn",
+                "home": "Học sinh của quý vị",
+                "account": "Đổi mật khẩu của quý vị",
+                "contact changes": "Thay đổi thông tin liên lạc của quý vị",
                 "confirm": "Xác nhận địa chỉ email này",
                 "link invalid": "Đường liên kết này không dùng được",
             },
