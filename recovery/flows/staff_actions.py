@@ -28,8 +28,6 @@ Which accounts an action may touch (those involved in the request's roster match
 requests a staff member may see (school scope) are the views' checks, before these run.
 """
 
-from contextlib import contextmanager
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -268,95 +266,75 @@ def _refuse_if(reason):
         raise ActionRefused(reason)
 
 
-@contextmanager
-def _account_action(*, action, unavailable_reason, manual_request, account, staff, note, request):
-    """The frame of every action on one account: a required note, the refusal reason checked
-    first, then in one transaction the request locked and touched, the action (the with-block),
-    and its history event and audit event."""
-    note = _clean_note(note, required=True)
-    _refuse_if(unavailable_reason(account))
-    with transaction.atomic():
-        manual_request = _locked(manual_request)
-        _touch(manual_request, staff=staff)
-        yield
-        _record(
-            action=action,
-            staff=staff,
-            note=note,
-            request=request,
-            manual_request=manual_request,
-            subject=account,
-        )
+def _account_action(*, action, unavailable_reason):
+    """Make a staff action on one account from what it does, `do(account=, staff=, request=)`.
+
+    The action is called as `(*, manual_request, account, staff, note, request=None)` and keeps
+    the frame every action on an account shares: a required note, the refusal reason checked
+    first, then in one transaction the request locked and touched, what it does, and its
+    history event and audit event. It returns what `do` returns.
+    """
+
+    def make(do):
+        def act(*, manual_request, account, staff, note, request=None):
+            note = _clean_note(note, required=True)
+            _refuse_if(unavailable_reason(account))
+            with transaction.atomic():
+                manual_request = _locked(manual_request)
+                _touch(manual_request, staff=staff)
+                done = do(account=account, staff=staff, request=request)
+                _record(
+                    action=action,
+                    staff=staff,
+                    note=note,
+                    request=request,
+                    manual_request=manual_request,
+                    subject=account,
+                )
+            return done
+
+        # Not functools.wraps: help() would then show `do`'s signature, not the one callers use.
+        act.__name__, act.__qualname__, act.__doc__ = do.__name__, do.__qualname__, do.__doc__
+        return act
+
+    return make
 
 
-def send_reset_link(*, manual_request, account, staff, note, request=None):
+@_account_action(action="reset_link_sent", unavailable_reason=reset_unavailable_reason)
+def send_reset_link(*, account, staff, request):
     """A reset link to the account's verified recovery email, as stored."""
-    with _account_action(
-        action="reset_link_sent",
-        unavailable_reason=reset_unavailable_reason,
-        manual_request=manual_request,
-        account=account,
-        staff=staff,
-        note=note,
-        request=request,
-    ):
-        queue_email(
-            kind="password_reset",
-            to_address=account.recovery_email,
-            user=account,
-            token_purpose=tokens.Purpose.RESET,
-            context={"username": account.get_username()},
-            language=account.language,
-        )
+    queue_email(
+        kind="password_reset",
+        to_address=account.recovery_email,
+        user=account,
+        token_purpose=tokens.Purpose.RESET,
+        context={"username": account.get_username()},
+        language=account.language,
+    )
 
 
-def send_username_reminder(*, manual_request, account, staff, note, request=None):
+@_account_action(action="username_reminder_sent", unavailable_reason=reminder_unavailable_reason)
+def send_username_reminder(*, account, staff, request):
     """The username, by the `username_reminder` notice, to the verified recovery email."""
-    with _account_action(
-        action="username_reminder_sent",
-        unavailable_reason=reminder_unavailable_reason,
-        manual_request=manual_request,
-        account=account,
-        staff=staff,
-        note=note,
-        request=request,
-    ):
-        queue_email(
-            kind="username_reminder",
-            to_address=account.recovery_email,
-            user=account,
-            context={"usernames": [account.get_username()]},
-            language=account.language,
-        )
+    queue_email(
+        kind="username_reminder",
+        to_address=account.recovery_email,
+        user=account,
+        context={"usernames": [account.get_username()]},
+        language=account.language,
+    )
 
 
-def issue_code(*, manual_request, account, staff, note, request=None):
+@_account_action(action="student_code_issued", unavailable_reason=code_unavailable_reason)
+def issue_code(*, account, staff, request):
     """A one-time activation code for a student; returned once, for the printable page."""
-    with _account_action(
-        action="student_code_issued",
-        unavailable_reason=code_unavailable_reason,
-        manual_request=manual_request,
-        account=account,
-        staff=staff,
-        note=note,
-        request=request,
-    ):
-        code = issue_student_code(student_user=account, staff_user=staff, request=request)
-    return code
+    return issue_student_code(student_user=account, staff_user=staff, request=request)
 
 
-def clear_login_lock(*, manual_request, account, staff, note, request=None):
+@_account_action(action="login_lock_cleared", unavailable_reason=unlock_unavailable_reason)
+def clear_login_lock(*, account, staff, request):
     """Forget the account's failed logins and lock (portal.login_throttle.unlock_account)."""
-    with _account_action(
-        action="login_lock_cleared",
-        unavailable_reason=unlock_unavailable_reason,
-        manual_request=manual_request,
-        account=account,
-        staff=staff,
-        note=note,
-        request=request,
-    ):
-        login_throttle.unlock_account(user=account, staff=staff, request=request)
+    login_throttle.unlock_account(user=account, staff=staff, request=request)
 
 
 def create_guardian_account(
