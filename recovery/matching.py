@@ -437,12 +437,7 @@ def _students_by_name(*, first_name, last_name, exclude):
     for student in _students_named_like(first_name=first_name, last_name=last_name)[:200]:
         if student.sourced_id == exclude:
             continue
-        first = compare_first_name(
-            typed=first_name,
-            given_name=student.given_name,
-            preferred_given_name=student.preferred_given_name,
-        )
-        last = compare_name(typed=last_name, recorded=student.family_name)
+        first, last = _compare_names(student, first_name=first_name, last_name=last_name)
         if first.is_close and last.is_close:
             found.append((_rank(first) + _rank(last), not student.active, student))
     found.sort(key=lambda item: (item[0], item[1], item[2].sourced_id))
@@ -524,13 +519,14 @@ def _compare_student(student, manual_request, *, by_number):
             typed=typed_number,
             recorded=student.student_number,
         )
-    account = _student_account(student.sourced_id)
+    first_name, last_name = _compare_names(
+        student,
+        first_name=manual_request.student_first_name,
+        last_name=manual_request.student_last_name,
+    )
     email = compare_email(
         typed=manual_request.student_email,
-        on_record=[
-            ("sis", student.email),
-            ("recovery", account.recovery_email if account and account.has_self_serve else ""),
-        ],
+        on_record=_emails_on_record(student, account=_student_account(student.sourced_id)),
     )
     guardians = ()
     parent = None
@@ -543,14 +539,8 @@ def _compare_student(student, manual_request, *, by_number):
     return StudentMatch(
         student=StudentSummary.of(student),
         student_id=id_comparison,
-        first_name=compare_first_name(
-            typed=manual_request.student_first_name,
-            given_name=student.given_name,
-            preferred_given_name=student.preferred_given_name,
-        ),
-        last_name=compare_name(
-            typed=manual_request.student_last_name, recorded=student.family_name
-        ),
+        first_name=first_name,
+        last_name=last_name,
         email=email,
         guardians=guardians,
         parent=parent,
@@ -558,25 +548,41 @@ def _compare_student(student, manual_request, *, by_number):
 
 
 def _compare_guardian(guardian, manual_request):
-    account = getattr(guardian, "account", None)
+    first_name, last_name = _compare_names(
+        guardian,
+        first_name=manual_request.parent_first_name,
+        last_name=manual_request.parent_last_name,
+    )
     return GuardianMatch(
         guardian=guardian,
-        first_name=compare_first_name(
-            typed=manual_request.parent_first_name,
-            given_name=guardian.given_name,
-            preferred_given_name=guardian.preferred_given_name,
-        ),
-        last_name=compare_name(
-            typed=manual_request.parent_last_name, recorded=guardian.family_name
-        ),
+        first_name=first_name,
+        last_name=last_name,
         email=compare_email(
             typed=manual_request.parent_email,
-            on_record=[
-                ("sis", guardian.email),
-                ("recovery", account.recovery_email if account and account.has_self_serve else ""),
-            ],
+            on_record=_emails_on_record(guardian, account=getattr(guardian, "account", None)),
         ),
     )
+
+
+def _compare_names(person, *, first_name, last_name):
+    """The typed first and last names against a Student's or Guardian's: (first, last)."""
+    return (
+        compare_first_name(
+            typed=first_name,
+            given_name=person.given_name,
+            preferred_given_name=person.preferred_given_name,
+        ),
+        compare_name(typed=last_name, recorded=person.family_name),
+    )
+
+
+def _emails_on_record(person, *, account):
+    """A Student's or Guardian's addresses for compare_email: the SIS one, and the recovery
+    email of their account only once verified (an unverified one proves nothing)."""
+    return [
+        ("sis", person.email),
+        ("recovery", account.recovery_email if account and account.has_self_serve else ""),
+    ]
 
 
 def _best_guardian(guardians):
@@ -611,50 +617,45 @@ class _GuardianOnly:
 
 
 def _student_account_info(student):
-    user = _student_account(student.sourced_id)
-    name = student.full_name
-    if user is None:
-        reason = (
+    return _account_info(
+        person="student",
+        name=student.full_name,
+        sourced_id=student.sourced_id,
+        user=_student_account(student.sourced_id),
+        no_account_reason=lambda: (
             _("The student is not active in the school's records.")
             if not (student.active and student.enabled)
             else _("No portal account has been made for this student yet.")
-        )
-        return Account(
-            person="student",
-            name=name,
-            sourced_id=student.sourced_id,
-            state=NO_ACCOUNT,
-            reason=reason,
-        )
-    return _account_info(person="student", name=name, sourced_id=student.sourced_id, user=user)
+        ),
+    )
 
 
 def _guardian_account_info(guardian):
-    user = getattr(guardian, "account", None)
-    if user is None:
-        reason = (
-            str(Guardian.Unprovisioned(guardian.unprovisioned_reason).label)
-            if guardian.unprovisioned_reason in Guardian.Unprovisioned.values
-            else _("No account has been made yet (the nightly job has not run since).")
-        )
-        return Account(
-            person="guardian",
-            name=guardian.full_name,
-            sourced_id=guardian.sourced_id,
-            state=NO_ACCOUNT,
-            reason=reason,
-            guardian=guardian,
-        )
     return _account_info(
         person="guardian",
         name=guardian.full_name,
         sourced_id=guardian.sourced_id,
-        user=user,
+        user=getattr(guardian, "account", None),
+        no_account_reason=lambda: (
+            str(Guardian.Unprovisioned(guardian.unprovisioned_reason).label)
+            if guardian.unprovisioned_reason in Guardian.Unprovisioned.values
+            else _("No account has been made yet (the nightly job has not run since).")
+        ),
         guardian=guardian,
     )
 
 
-def _account_info(*, person, name, sourced_id, user, guardian=None):
+def _account_info(*, person, name, sourced_id, user, no_account_reason, guardian=None):
+    """The Account for `user`; without one, `no_account_reason()` says why."""
+    if user is None:
+        return Account(
+            person=person,
+            name=name,
+            sourced_id=sourced_id,
+            state=NO_ACCOUNT,
+            reason=no_account_reason(),
+            guardian=guardian,
+        )
     notes = []
     if not user.is_active:
         state = DISABLED
@@ -713,76 +714,56 @@ def _kinds_text(kinds):
     return _("%(list)s and %(last)s") % {"list": ", ".join(words[:-1]), "last": words[-1]}
 
 
-def _student_name_sentence(*, label, comparison):
-    """A sentence about one of the student's names when it is not an exact match."""
-    values = {
+# What to say of a typed name that is not the one on record, by verdict. The student's name is
+# checked once the student ID matched, so each verdict gets a sentence (a PARTIAL one that also
+# differs in case or accents says so, under _PARTIAL_DIFFERING); the parent's name is named
+# only when it fits a guardian's loosely.
+_PARTIAL_DIFFERING = "partial_differing"
+_STUDENT_NAME_SENTENCES = {
+    EQUIVALENT: gettext_lazy(
+        "The student ID matches, but the %(field)s typed (%(typed)s) differs from the "
+        "record (%(recorded)s) only in %(kinds)s."
+    ),
+    _PARTIAL_DIFFERING: gettext_lazy(
+        "The student ID matches, but the %(field)s typed (%(typed)s) is only one part "
+        "of the record (%(recorded)s), and differs from it in %(kinds)s."
+    ),
+    PARTIAL: gettext_lazy(
+        "The student ID matches, but the %(field)s typed (%(typed)s) is only one part "
+        "of the record (%(recorded)s)."
+    ),
+    DIFFERENT: gettext_lazy(
+        "The student ID matches, but the %(field)s typed (%(typed)s) is not the one on "
+        "record (%(recorded)s)."
+    ),
+    NOT_GIVEN: gettext_lazy("No student %(field)s was typed."),
+}
+_GUARDIAN_NAME_SENTENCES = {
+    EQUIVALENT: gettext_lazy(
+        "The parent's %(field)s typed (%(typed)s) differs from the guardian's record "
+        "(%(recorded)s) only in %(kinds)s."
+    ),
+    PARTIAL: gettext_lazy(
+        "The parent's %(field)s typed (%(typed)s) is only one part of the guardian's "
+        "record (%(recorded)s)."
+    ),
+}
+
+
+def _name_sentence(*, label, comparison, sentences):
+    """The sentence `sentences` holds for this comparison of a name, filled in (None if none)."""
+    verdict = comparison.verdict
+    if verdict == PARTIAL and comparison.differences and _PARTIAL_DIFFERING in sentences:
+        verdict = _PARTIAL_DIFFERING
+    sentence = sentences.get(verdict)
+    if sentence is None:
+        return None
+    return sentence % {
         "field": label,
         "typed": comparison.typed,
         "recorded": comparison.recorded,
         "kinds": _kinds_text(comparison.differences),
     }
-    if comparison.verdict == EQUIVALENT:
-        return (
-            _(
-                "The student ID matches, but the %(field)s typed (%(typed)s) differs from the "
-                "record (%(recorded)s) only in %(kinds)s."
-            )
-            % values
-        )
-    if comparison.verdict == PARTIAL and comparison.differences:
-        return (
-            _(
-                "The student ID matches, but the %(field)s typed (%(typed)s) is only one part "
-                "of the record (%(recorded)s), and differs from it in %(kinds)s."
-            )
-            % values
-        )
-    if comparison.verdict == PARTIAL:
-        return (
-            _(
-                "The student ID matches, but the %(field)s typed (%(typed)s) is only one part "
-                "of the record (%(recorded)s)."
-            )
-            % values
-        )
-    if comparison.verdict == DIFFERENT:
-        return (
-            _(
-                "The student ID matches, but the %(field)s typed (%(typed)s) is not the one on "
-                "record (%(recorded)s)."
-            )
-            % values
-        )
-    if comparison.verdict == NOT_GIVEN:
-        return _("No student %(field)s was typed.") % values
-    return None
-
-
-def _guardian_name_sentence(*, label, comparison):
-    """A sentence about one of the parent's names when it fits the guardian's only loosely."""
-    values = {
-        "field": label,
-        "typed": comparison.typed,
-        "recorded": comparison.recorded,
-        "kinds": _kinds_text(comparison.differences),
-    }
-    if comparison.verdict == EQUIVALENT:
-        return (
-            _(
-                "The parent's %(field)s typed (%(typed)s) differs from the guardian's record "
-                "(%(recorded)s) only in %(kinds)s."
-            )
-            % values
-        )
-    if comparison.verdict == PARTIAL:
-        return (
-            _(
-                "The parent's %(field)s typed (%(typed)s) is only one part of the guardian's "
-                "record (%(recorded)s)."
-            )
-            % values
-        )
-    return None
 
 
 _FIELD_LABELS = {
@@ -818,7 +799,11 @@ def _reasons(*, manual_request, typed_number, student_match, candidates, shared_
             say(_("The first and last names typed match the record exactly."))
         for label, comparison in (("first", first), ("last", last)):
             say(
-                _student_name_sentence(label=str(_FIELD_LABELS[label]), comparison=comparison),
+                _name_sentence(
+                    label=str(_FIELD_LABELS[label]),
+                    comparison=comparison,
+                    sentences=_STUDENT_NAME_SENTENCES,
+                ),
                 warn=not comparison.is_close,
             )
     elif typed_number:
@@ -899,7 +884,13 @@ def _parent_reasons(manual_request, focus, say):
         )
         for label, comparison in (("first", parent.first_name), ("last", parent.last_name)):
             if comparison.verdict in (EQUIVALENT, PARTIAL):
-                say(_guardian_name_sentence(label=str(_FIELD_LABELS[label]), comparison=comparison))
+                say(
+                    _name_sentence(
+                        label=str(_FIELD_LABELS[label]),
+                        comparison=comparison,
+                        sentences=_GUARDIAN_NAME_SENTENCES,
+                    )
+                )
     if not clean_typed(manual_request.parent_email):
         return
     by_email = [match for match in focus.guardians if match.email_matches]
