@@ -28,25 +28,25 @@ def listed(response):
     return {guardian.pk for guardian in response.context["guardians"]}
 
 
+def make_household(district):
+    """Luis and Marta, Ana's guardians, both left out: they share one address in the SIS."""
+    return [
+        make_guardian(
+            given=given,
+            family="Garcia",
+            students=[district.ana],
+            email="home@example.org",
+            shared=True,
+            reason="shared_email",
+        )
+        for given in ("Luis", "Marta")
+    ]
+
+
 @pytest.fixture
 def district(db):
     d = make_two_schools()
-    d.luis = make_guardian(
-        given="Luis",
-        family="Garcia",
-        students=[d.ana],
-        email="home@example.org",
-        shared=True,
-        reason="shared_email",
-    )
-    d.marta = make_guardian(
-        given="Marta",
-        family="Garcia",
-        students=[d.ana],
-        email="home@example.org",
-        shared=True,
-        reason="shared_email",
-    )
+    d.luis, d.marta = make_household(d)
     d.nam = make_guardian(given="Nam", family="Tran", students=[d.ben], reason="no_email")
     # No active student: no school, so only supervisors see them.
     d.orphan = make_guardian(given="Olga", family="Petrova", reason="no_active_student")
@@ -160,22 +160,7 @@ def test_an_account_that_exists_offers_no_create_action(client, district):
 
 def test_create_account_end_to_end(client, start_worker, smtp_server):
     district = make_two_schools()
-    luis = make_guardian(
-        given="Luis",
-        family="Garcia",
-        students=[district.ana],
-        email="home@example.org",
-        shared=True,
-        reason="shared_email",
-    )
-    make_guardian(
-        given="Marta",
-        family="Garcia",
-        students=[district.ana],
-        email="home@example.org",
-        shared=True,
-        reason="shared_email",
-    )
+    luis, _marta = make_household(district)
     start_worker()
     sign_in_staff(client, district.staff_a)
 

@@ -39,6 +39,49 @@ def manual_request(district):
     return make_request(school=district.school_a)
 
 
+@pytest.fixture
+def act(district, manual_request):
+    """Staff member A does an action on an account (Rosa's unless named) for the request."""
+
+    def act(action, *, account=None, note=NOTE):
+        return action(
+            manual_request=manual_request,
+            account=district.rosa_account if account is None else account,
+            staff=district.staff_a,
+            note=note,
+        )
+
+    return act
+
+
+@pytest.fixture
+def create_account(district):
+    """Staff member A creates a guardian's account at an address verified as NOTE says."""
+
+    def create_account(guardian, email, *, verified_how=NOTE, manual_request=None):
+        return staff_actions.create_guardian_account(
+            guardian=guardian,
+            email=email,
+            verified_how=verified_how,
+            staff=district.staff_a,
+            manual_request=manual_request,
+        )
+
+    return create_account
+
+
+@pytest.fixture
+def close(district):
+    """Staff member A closes a request with an outcome."""
+
+    def close(manual_request, outcome):
+        return staff_actions.close_request(
+            manual_request=manual_request, outcome=outcome, staff=district.staff_a, note=NOTE
+        )
+
+    return close
+
+
 def audit(action):
     return list(AuditEvent.objects.filter(action=action))
 
@@ -53,13 +96,8 @@ def assert_recorded(manual_request, action, *, staff, subject):
     assert entry.detail["manual_request"] == manual_request.reference
 
 
-def test_reset_link_goes_to_the_verified_recovery_email_only(district, manual_request):
-    staff_actions.send_reset_link(
-        manual_request=manual_request,
-        account=district.rosa_account,
-        staff=district.staff_a,
-        note=NOTE,
-    )
+def test_reset_link_goes_to_the_verified_recovery_email_only(district, manual_request, act):
+    act(staff_actions.send_reset_link)
     [email] = OutboundEmail.objects.all()
     assert (email.kind, email.to_address, email.user, email.token_purpose) == (
         "password_reset",
@@ -76,13 +114,8 @@ def test_reset_link_goes_to_the_verified_recovery_email_only(district, manual_re
     assert manual_request.assigned_to == district.staff_a
 
 
-def test_username_reminder_goes_to_the_verified_recovery_email(district, manual_request):
-    staff_actions.send_username_reminder(
-        manual_request=manual_request,
-        account=district.rosa_account,
-        staff=district.staff_a,
-        note=NOTE,
-    )
+def test_username_reminder_goes_to_the_verified_recovery_email(district, manual_request, act):
+    act(staff_actions.send_username_reminder)
     [email] = OutboundEmail.objects.all()
     assert (email.kind, email.to_address, email.token_purpose) == (
         "username_reminder",
@@ -99,63 +132,42 @@ def test_username_reminder_goes_to_the_verified_recovery_email(district, manual_
 
 
 @pytest.mark.parametrize("action", ["send_reset_link", "send_username_reminder"])
-def test_no_self_serve_no_mail_and_the_reason(district, manual_request, action):
+def test_no_self_serve_no_mail_and_the_reason(district, act, action):
     account = district.student_account  # a student who never set up Self Serve
     assert staff_actions.reset_unavailable_reason(account)
     with pytest.raises(ActionRefused) as refused:
-        getattr(staff_actions, action)(
-            manual_request=manual_request, account=account, staff=district.staff_a, note=NOTE
-        )
+        act(getattr(staff_actions, action), account=account)
     assert "Self Serve" in str(refused.value.reason)
     assert not OutboundEmail.objects.exists()
     assert not ManualRequestEvent.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="staff.").exists()
 
 
-def test_disabled_and_staff_accounts_get_nothing(district, manual_request):
+def test_disabled_and_staff_accounts_get_nothing(district, act):
     district.rosa_account.is_active = False
     district.rosa_account.save()
     with pytest.raises(ActionRefused):
-        staff_actions.send_reset_link(
-            manual_request=manual_request,
-            account=district.rosa_account,
-            staff=district.staff_a,
-            note=NOTE,
-        )
+        act(staff_actions.send_reset_link)
     assert staff_actions.reset_unavailable_reason(district.supervisor)
     assert not OutboundEmail.objects.exists()
 
 
 @pytest.mark.parametrize("note", ["", "   \n "])
-def test_every_action_needs_a_note(district, manual_request, note):
+def test_every_action_needs_a_note(district, act, create_account, note):
     for action in ("send_reset_link", "send_username_reminder", "issue_code", "clear_login_lock"):
         with pytest.raises(ActionRefused):
-            getattr(staff_actions, action)(
-                manual_request=manual_request,
-                account=district.rosa_account,
-                staff=district.staff_a,
-                note=note,
-            )
+            act(getattr(staff_actions, action), note=note)
     with pytest.raises(ActionRefused):
-        staff_actions.create_guardian_account(
-            guardian=district.luis,
-            email="luis.own@example.org",
-            verified_how=note,
-            staff=district.staff_a,
-        )
+        create_account(district.luis, "luis.own@example.org", verified_how=note)
     assert not OutboundEmail.objects.exists()
     assert not type(district.rosa_account).objects.filter(guardian=district.luis).exists()
     assert not ManualRequestEvent.objects.exists()
 
 
-def test_create_account_for_a_guardian_left_out_for_a_shared_email(district, manual_request):
-    user = staff_actions.create_guardian_account(
-        guardian=district.luis,
-        email=" Luis.Own@example.org ",
-        verified_how=NOTE,
-        staff=district.staff_a,
-        manual_request=manual_request,
-    )
+def test_create_account_for_a_guardian_left_out_for_a_shared_email(
+    district, manual_request, create_account
+):
+    user = create_account(district.luis, " Luis.Own@example.org ", manual_request=manual_request)
     assert user.username == "luis.garcia"
     assert (user.role, user.guardian, user.email, user.welcome_sent_to) == (
         "parent",
@@ -183,7 +195,9 @@ def test_create_account_for_a_guardian_left_out_for_a_shared_email(district, man
     assert entry.detail["sis_address_notified"] is False
 
 
-def test_create_account_without_a_request_notifies_an_unshared_sis_address(district):
+def test_create_account_without_a_request_notifies_an_unshared_sis_address(
+    district, create_account
+):
     # A guardian the nightly job has not reached yet, whose own SIS address is on record.
     nadia = Guardian.objects.create(
         sourced_id="g-nadia",
@@ -194,9 +208,7 @@ def test_create_account_without_a_request_notifies_an_unshared_sis_address(distr
         role=Guardian.Role.GUARDIAN,
     )
     nadia.students.add(district.student)
-    user = staff_actions.create_guardian_account(
-        guardian=nadia, email="nadia.new@example.org", verified_how=NOTE, staff=district.staff_a
-    )
+    user = create_account(nadia, "nadia.new@example.org")
     sent = {(e.kind, e.to_address) for e in OutboundEmail.objects.all()}
     assert sent == {
         ("welcome", "nadia.new@example.org"),
@@ -219,48 +231,34 @@ def test_create_account_without_a_request_notifies_an_unshared_sis_address(distr
         "",
     ],
 )
-def test_create_account_refuses_an_address_that_is_not_the_guardians_own(district, email):
+def test_create_account_refuses_an_address_that_is_not_the_guardians_own(
+    district, create_account, email
+):
     with pytest.raises(ActionRefused):
-        staff_actions.create_guardian_account(
-            guardian=district.luis, email=email, verified_how=NOTE, staff=district.staff_a
-        )
+        create_account(district.luis, email)
     assert not OutboundEmail.objects.exists()
     assert not type(district.rosa_account).objects.filter(guardian=district.luis).exists()
 
 
-def test_create_account_refused_for_guardians_the_sis_must_fix(district):
+def test_create_account_refused_for_guardians_the_sis_must_fix(district, create_account):
     assert staff_actions.guardian_unavailable_reason(district.rosa)  # has an account
     district.marta.active = False
     district.marta.save()
     with pytest.raises(ActionRefused):
-        staff_actions.create_guardian_account(
-            guardian=district.marta,
-            email="marta@example.org",
-            verified_how=NOTE,
-            staff=district.staff_a,
-        )
+        create_account(district.marta, "marta@example.org")
     assert not OutboundEmail.objects.exists()
 
 
-def test_two_guardians_with_one_name_get_two_usernames(district):
-    first = staff_actions.create_guardian_account(
-        guardian=district.luis, email="l1@example.org", verified_how=NOTE, staff=district.staff_a
-    )
+def test_two_guardians_with_one_name_get_two_usernames(district, create_account):
+    first = create_account(district.luis, "l1@example.org")
     district.marta.given_name = "Luis"
     district.marta.save()
-    second = staff_actions.create_guardian_account(
-        guardian=district.marta, email="l2@example.org", verified_how=NOTE, staff=district.staff_a
-    )
+    second = create_account(district.marta, "l2@example.org")
     assert (first.username, second.username) == ("luis.garcia", "luis.garcia2")
 
 
-def test_issue_code_returns_a_working_code_once(district, manual_request):
-    code = staff_actions.issue_code(
-        manual_request=manual_request,
-        account=district.student_account,
-        staff=district.staff_a,
-        note=NOTE,
-    )
+def test_issue_code_returns_a_working_code_once(district, manual_request, act):
+    code = act(staff_actions.issue_code, account=district.student_account)
     assert code and len(code) >= 10
     token = IssuedToken.objects.get(user=district.student_account, purpose="staff_code")
     assert code not in token.token_id_hash
@@ -283,33 +281,24 @@ def test_issue_code_returns_a_working_code_once(district, manual_request):
     )
 
 
-def test_issue_code_is_for_students_only(district, manual_request):
+def test_issue_code_is_for_students_only(act):
     with pytest.raises(ActionRefused):
-        staff_actions.issue_code(
-            manual_request=manual_request,
-            account=district.rosa_account,
-            staff=district.staff_a,
-            note=NOTE,
-        )
+        act(staff_actions.issue_code)
     assert not IssuedToken.objects.exists()
 
 
-def test_clear_login_lock(district, manual_request):
+def test_clear_login_lock(district, manual_request, act):
     account = district.rosa_account
     account.failed_login_count = 100
     account.login_locked_at = timezone.now()
     account.save()
-    staff_actions.clear_login_lock(
-        manual_request=manual_request, account=account, staff=district.staff_a, note=NOTE
-    )
+    act(staff_actions.clear_login_lock)
     account.refresh_from_db()
     assert (account.failed_login_count, account.login_locked_at) == (0, None)
     assert_recorded(manual_request, "login_lock_cleared", staff=district.staff_a, subject=account)
     assert audit("login.unlocked")[0].detail == {"was_locked": True}
     with pytest.raises(ActionRefused):  # nothing left to clear
-        staff_actions.clear_login_lock(
-            manual_request=manual_request, account=account, staff=district.staff_a, note=NOTE
-        )
+        act(staff_actions.clear_login_lock)
 
 
 def test_assign_and_waiting(district, manual_request):
@@ -331,10 +320,10 @@ def test_assign_and_waiting(district, manual_request):
 
 
 @pytest.mark.parametrize("outcome", ["resolved", "rejected"])
-def test_close_sends_only_the_fixed_outcome_to_the_typed_address(district, manual_request, outcome):
-    staff_actions.close_request(
-        manual_request=manual_request, outcome=outcome, staff=district.staff_a, note=NOTE
-    )
+def test_close_sends_only_the_fixed_outcome_to_the_typed_address(
+    manual_request, act, close, outcome
+):
+    close(manual_request, outcome)
     manual_request.refresh_from_db()
     assert manual_request.status == outcome and manual_request.closed_at is not None
     [email] = OutboundEmail.objects.all()
@@ -349,23 +338,14 @@ def test_close_sends_only_the_fixed_outcome_to_the_typed_address(district, manua
     assert (event.action, event.note) == (f"request_{outcome}", NOTE)
     # Closed: no more actions, and no second outcome email.
     with pytest.raises(ActionRefused):
-        staff_actions.send_reset_link(
-            manual_request=manual_request,
-            account=district.rosa_account,
-            staff=district.staff_a,
-            note=NOTE,
-        )
+        act(staff_actions.send_reset_link)
     with pytest.raises(ActionRefused):
-        staff_actions.close_request(
-            manual_request=manual_request, outcome=outcome, staff=district.staff_a, note=NOTE
-        )
+        close(manual_request, outcome)
     assert OutboundEmail.objects.count() == 1
 
 
-def test_a_typed_address_that_is_not_one_plain_address_gets_nothing(district):
+def test_a_typed_address_that_is_not_one_plain_address_gets_nothing(close):
     manual_request = make_request(answer_address="a@example.org,b@example.org")
-    staff_actions.close_request(
-        manual_request=manual_request, outcome="rejected", staff=district.staff_a, note=NOTE
-    )
+    close(manual_request, "rejected")
     assert not OutboundEmail.objects.exists()
     assert audit("staff.request_rejected")[0].detail["outcome_emailed"] is False
