@@ -213,9 +213,12 @@ class PostgresWriter:
                 + ")"
             )
             try:
+                # FREEZE: the rows are written as already visible to everyone, which the table,
+                # new in this transaction and seen by no one else, allows; it loads measurably
+                # faster, and later scans need not look up the inserting transaction per row.
                 with self.cur.copy(
                     f"COPY {table} ({names}) FROM STDIN "
-                    f"(FORMAT csv, ENCODING 'UTF8', FORCE_NOT_NULL ({names}))"
+                    f"(FORMAT csv, ENCODING 'UTF8', FREEZE, FORCE_NOT_NULL ({names}))"
                 ) as copy:
                     for chunk in csv_file.chunks():
                         copy.write(chunk)
