@@ -318,7 +318,6 @@ def enqueue_bulk_sends(*, email_ids):
                 "portal.tasks.send_bulk_emails",
                 args=[chunk],
                 queue="bulk_email",
-                retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
             )
         except Exception as error:
             logger.warning(

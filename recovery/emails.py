@@ -170,9 +170,7 @@ def enqueue_outbound_emails(
             current_app.send_task(
                 task,
                 args=chunk,
-                countdown=countdown,
-                # Bounded: a request waits at most a second or two for a broker that is down.
-                retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
+                countdown=countdown,  # (publish retries: CELERY_TASK_PUBLISH_RETRY_POLICY)
             )
         except Exception as error:
             logger.warning(

@@ -187,7 +187,6 @@ def enqueue_resolver(*, countdown=0):
         current_app.send_task(
             RESOLVER_TASK,
             countdown=countdown or None,
-            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
         )
     except Exception as error:
         logger.warning(

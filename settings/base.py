@@ -175,6 +175,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # before that anyway (OUTBOX_STALE_SECONDS), so this is only the backstop. Short socket timeouts
 # keep a request's on-commit enqueue from hanging on a broker that is down or gone silent (they
 # stay above the 1 s BRPOP that workers poll with).
+# Publishing a task retries once, briefly: every publish happens on a request's commit (or a
+# worker's), which must wait at most a second or two for a broker that is down; the sweepers
+# publish whatever did not get out.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 900,
     "socket_connect_timeout": 3,
