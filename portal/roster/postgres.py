@@ -137,27 +137,30 @@ class PostgresWriter:
             )
         self.execute("RELEASE SAVEPOINT roster_staging")
 
+    def execute_planned(self, sql, params=None, **planner):
+        """One statement with planner settings of its own (SET LOCAL), each back to its default
+        after it. Only after success: a failed statement aborts the transaction, settings and
+        all, and its own error is the one to report."""
+        for name, value in planner.items():
+            self.execute(f"SET LOCAL {name} = {value}")
+        rows = self.execute(sql, params)
+        for name in planner:
+            self.execute(f"SET LOCAL {name} TO DEFAULT")
+        return rows
+
     def execute_serial(self, sql, params=None):
         """For a GROUP BY over staged rows, whose number of groups the planner cannot know: it
         guesses a few hundred and spreads the aggregate over workers, which then pass up (and
         sort) every one of a million groups; one hash aggregate on one core is faster."""
-        self.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        # Reset after success only: a failed statement aborts the transaction (and the setting
-        # with it), and its error is the one to report.
-        rows = self.execute(sql, params)
-        self.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
-        return rows
+        return self.execute_planned(sql, params, max_parallel_workers_per_gather=0)
 
-    def execute_parallel(self, sql, params=None):
+    def execute_parallel(self, sql, params=None, **planner):
         """For a statement that writes a staged table from a big scan: left to its defaults, the
         planner charges every row passed up from a worker as if it cost more than computing it,
         and keeps the scan on one core."""
-        if self.schema is None:
-            return self.execute(sql, params)
-        self.execute("SET LOCAL parallel_tuple_cost = 0")
-        rows = self.execute(sql, params)  # reset after success only, as in execute_serial
-        self.execute("SET LOCAL parallel_tuple_cost TO DEFAULT")
-        return rows
+        if self.schema is not None:
+            planner["parallel_tuple_cost"] = 0
+        return self.execute_planned(sql, params, **planner)
 
     # --- helpers -------------------------------------------------------------------------
     def execute(self, sql, params=None):
@@ -526,10 +529,6 @@ class PostgresWriter:
             return  # a first import, say: nothing to match
         f = "users"
         sid = self.col(f, "sourcedId")
-        # One hash join: the planner cannot estimate a join on a computed digest and would sort
-        # both millions for a merge join instead (twice the time). OFFSET 0 computes each
-        # digest once; inlined, the join would compute it again for every match.
-        self.execute("SET LOCAL enable_mergejoin = off")
         # Created from the query rather than inserted into: only then may its scan of the staged
         # rows (the digests) run on parallel workers.
         self.execute("DROP TABLE t_same")
@@ -539,6 +538,9 @@ class PostgresWriter:
                 f"CASE WHEN x.sid NOT IN (SELECT {sid} FROM s_users s GROUP BY 1 "
                 "HAVING count(*) > 1) THEN k.kind END"
             )
+        # One hash join: the planner cannot estimate a join on a computed digest and would sort
+        # both millions for a merge join instead (twice the time). OFFSET 0 computes each
+        # digest once; inlined, the join would compute it again for every match.
         self.execute_parallel(
             f"""CREATE {self.table_kind} TABLE t_same AS
             SELECT x.line, x.sid, x.agents, {kind} AS kind
@@ -550,9 +552,9 @@ class PostgresWriter:
                   UNION ALL
                   SELECT sourced_id, roster_digest, 'guardian' FROM portal_guardian
                   WHERE active AND roster_digest <> '') k
-              ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}"""
+              ON k.sourced_id = x.sid AND k.roster_digest = {self.digest_expr()}""",
+            enable_mergejoin="off",
         )
-        self.execute("SET LOCAL enable_mergejoin = on")
         self.execute("ANALYZE t_same (sid, kind)")
 
     def row_digest_sql(self):
@@ -990,7 +992,8 @@ class PostgresWriter:
             )
 
         self.execute("DROP TABLE IF EXISTS t_links")
-        self.execute("SET LOCAL enable_sort = off")
+        # enable_sort off: blind to how many of a million pairs are distinct, the planner would
+        # sort them all for the DISTINCT; one hash of them costs much less.
         self.execute_parallel(
             # Each side's own person is known to be stored with its kind (just merged), so a
             # pair is valid when the agent named is of the other kind.
@@ -1009,9 +1012,9 @@ class PostgresWriter:
                                     FROM string_to_table(p.agents, ',') a) a
                 LEFT JOIN portal_student st ON st.sourced_id = a.id
                 WHERE a.id <> ''
-            ) x"""
+            ) x""",
+            enable_sort="off",
         )
-        self.execute("SET LOCAL enable_sort = on")
         if not self.scalar("SELECT EXISTS (SELECT 1 FROM portal_guardianstudent)"):
             # No stored link (a first import): nothing to diff against or delete.
             counts.created = self.execute(
