@@ -1,13 +1,7 @@
 """`make run`'s database: the plain path on a real SQLite file, through the command."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from portal.roster.synthetic import write_roster
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.demo_database import run_on_demo_database
 
 SCRIPT = """
 import sys
@@ -29,17 +23,7 @@ print("links", GuardianStudent.objects.count())
 def test_the_demo_database_imports_a_district_twice_without_changes(tmp_path):
     folder = write_roster(tmp_path / "set", students=120, seed=4)
     zipped = write_roster(tmp_path / "zip", students=120, seed=4, version="1.2", zip=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "demo.sqlite3"), str(folder), str(zipped)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out, _ = run_on_demo_database(SCRIPT, tmp_path / "demo.sqlite3", folder, zipped)
     students = [line.split()[1:] for line in out.splitlines() if line.startswith("students ")]
     # created, updated, deactivated, unchanged, skipped: all created, then the 1.2 export of the
     # same district changes nothing.

@@ -1,11 +1,6 @@
 """`make run`'s database: Help requests resolved in batches, and the login throttle, on SQLite."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.demo_database import run_on_demo_database
 
 SCRIPT = """
 import sys
@@ -48,19 +43,10 @@ print("failures", user.failed_login_count, type(user.last_failed_login_at).__nam
 
 
 def test_the_demo_database_resolves_help_requests_and_counts_login_failures(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.dev"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "demo.sqlite3"), str(tmp_path / "cache")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    stdout, stderr = run_on_demo_database(SCRIPT, tmp_path / "demo.sqlite3", tmp_path / "cache")
     # The batch look-up ran (a fallback to row-by-row queries would be logged as an error).
-    assert "Batch look-up" not in result.stderr, result.stderr
-    lines = result.stdout.splitlines()
+    assert "Batch look-up" not in stderr, stderr
+    lines = stdout.splitlines()
     assert "resolved 3" in lines
     outcomes = [line.split()[1] for line in lines if line.startswith("outcome ")]
     assert outcomes == ["reminded_1_welcomed_0", "no_account_sent", "reset_sent"]
