@@ -126,7 +126,6 @@ def _run_postgres(source, manifest, files, summary, number_field, active_before)
         # moment loses only this import (the database stays consistent), and the import is
         # rerun from the same files next night.
         cursor.execute("SET LOCAL synchronous_commit = off")
-        _raise_temp_buffers(cursor)
         writer.open_staging()
         writer.stage()
         writer.validate_orgs_and_roles()
@@ -141,20 +140,6 @@ def _run_postgres(source, manifest, files, summary, number_field, active_before)
         writer.flag_shared_emails()
         writer.restore_secondary_structures()
         writer.drop_staging()
-
-
-def _raise_temp_buffers(cursor):
-    """Staging tables may be TEMP (PostgresWriter.open_staging): give them room in memory.
-    PostgreSQL allows it only before a session's first use of temporary tables, so a
-    long-lived connection may keep the default."""
-    import psycopg
-
-    cursor.execute("SAVEPOINT roster_temp_buffers")
-    try:
-        cursor.execute("SET LOCAL temp_buffers = '1GB'")
-    except psycopg.Error:
-        cursor.execute("ROLLBACK TO SAVEPOINT roster_temp_buffers")
-    cursor.execute("RELEASE SAVEPOINT roster_temp_buffers")
 
 
 def _check_deactivations(summary, active_before, *, allow):

@@ -126,6 +126,7 @@ class PostgresWriter:
         except psycopg.Error as error:  # no CREATE privilege on the database, most likely
             logger.info("Roster staging in TEMP tables: %s", error.diag.message_primary)
             self.execute("ROLLBACK TO SAVEPOINT roster_staging")
+            self.raise_temp_buffers()
         else:
             self.schema = schema
             self.table_kind = "UNLOGGED"
@@ -136,6 +137,17 @@ class PostgresWriter:
                 [schema],
             )
         self.execute("RELEASE SAVEPOINT roster_staging")
+
+    def raise_temp_buffers(self):
+        """TEMP staging tables: give them room in memory. PostgreSQL allows it only before a
+        session's first use of temporary tables, so a long-lived connection may keep the
+        default."""
+        self.execute("SAVEPOINT roster_temp_buffers")
+        try:
+            self.execute("SET LOCAL temp_buffers = '1GB'")
+        except psycopg.Error:
+            self.execute("ROLLBACK TO SAVEPOINT roster_temp_buffers")
+        self.execute("RELEASE SAVEPOINT roster_temp_buffers")
 
     def execute_planned(self, sql, params=None, **planner):
         """One statement with planner settings of its own (SET LOCAL), each back to its default
